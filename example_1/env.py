@@ -1,0 +1,78 @@
+"""Example 1's plant as a gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+
+from marl_dmpc.learning import AGENT_COSTS
+
+from . import model
+
+
+class CoupledLinearSystemsEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
+    """Three coupled linear systems with the true dynamics and uniform noise.
+
+    Observation: the agents' states concatenated, shape ``(6,)``. Action: their inputs
+    concatenated, shape ``(3,)``, in ``[-1, 1]``. ``step`` returns the network's stage
+    cost of the current state and action (a cost, to be minimized) and, in ``info``, every
+    agent's share under ``"agent_costs"``. The noise on each agent's first state,
+    ``U[-0.1, 0]``, comes from the generator seeded by ``reset(seed=...)``.
+
+    Parameters
+    ----------
+    max_steps : int, optional
+        Steps after which the episode is truncated; unlimited if ``None``.
+    model_ : LinearModel, optional
+        The plant's model; the true one by default.
+    noise : bool, optional
+        Whether to disturb the plant (``True`` by default).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        max_steps: int | None = None,
+        model_: model.LinearModel = model.TRUE,
+        noise: bool = True,
+    ) -> None:
+        super().__init__()
+        self.network = model.network()
+        n = self.network.n_agents
+        self.n_agents = n
+        self.A, self.B = model.network_matrices(model_, self.network)
+        self.max_steps = max_steps
+        self.noise = noise
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n * model.NX,), np.float64)
+        self.action_space = gym.spaces.Box(
+            np.tile(model.U_LB, n), np.tile(model.U_UB, n), (n * model.NU,), np.float64
+        )
+        self._x = np.tile(model.X0, n)
+        self._steps = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[npt.NDArray[np.floating], dict[str, Any]]:
+        super().reset(seed=seed)
+        self._x = np.tile(model.X0, self.n_agents)
+        self._steps = 0
+        return self._x.copy(), {}
+
+    def step(
+        self, action: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.floating], float, bool, bool, dict[str, Any]]:
+        u = np.asarray(action, dtype=float).reshape(-1)
+        if u.shape != self.action_space.shape:
+            raise ValueError(f"action must have {self.action_space.shape[0]} entries; got {u.size}")
+        agent_costs = model.stage_costs(self._x, u, self.n_agents)
+        w = np.zeros((self.n_agents, model.NX))
+        if self.noise:
+            w[:, 0] = self.np_random.uniform(model.NOISE_LOW, model.NOISE_HIGH, self.n_agents)
+        self._x = self.A @ self._x + self.B @ u + w.reshape(-1)
+        self._steps += 1
+        truncated = self.max_steps is not None and self._steps >= self.max_steps
+        return self._x.copy(), float(agent_costs.sum()), False, truncated, {AGENT_COSTS: agent_costs}

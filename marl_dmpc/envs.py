@@ -1,0 +1,60 @@
+"""Environment helpers shared by the examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+
+
+class StepRecorder(gym.Wrapper):
+    """Records every state, action and cost of the wrapped env, episode by episode.
+
+    ``states[e]`` has one more row than ``actions[e]`` and ``costs[e]`` (the state the
+    episode was reset to). Data of an unfinished episode is available too, so an
+    interrupted run keeps what it has computed.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.states: list[list[npt.NDArray[np.floating]]] = []
+        self.actions: list[list[npt.NDArray[np.floating]]] = []
+        self.costs: list[list[float]] = []
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        state, info = self.env.reset(**kwargs)
+        self.states.append([np.array(state, dtype=float)])
+        self.actions.append([])
+        self.costs.append([])
+        return state, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=float).reshape(-1)
+        state, cost, terminated, truncated, info = self.env.step(action)
+        self.states[-1].append(np.array(state, dtype=float))
+        self.actions[-1].append(action)
+        self.costs[-1].append(float(cost))
+        return state, cost, terminated, truncated, info
+
+    @property
+    def steps(self) -> int:
+        """Steps taken in all episodes."""
+        return sum(len(c) for c in self.costs)
+
+    @property
+    def last_cost(self) -> float:
+        return self.costs[-1][-1] if self.costs and self.costs[-1] else float("nan")
+
+    def episode_arrays(self, episode: int) -> dict[str, npt.NDArray[np.floating]]:
+        """``states`` (T+1, ns), ``actions`` (T, na) and ``costs`` (T,) of an episode;
+        an unfinished one is cut to its completed steps."""
+        actions = self.actions[episode]
+        T = len(actions)
+        na = self.env.action_space.shape[0]
+        return {
+            "states": np.array(self.states[episode][: T + 1]),
+            "actions": np.array(actions).reshape(T, na),
+            "costs": np.array(self.costs[episode][:T]),
+        }
