@@ -75,4 +75,10 @@ class CoupledLinearSystemsEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.f
         self._x = self.A @ self._x + self.B @ u + w.reshape(-1)
         self._steps += 1
         truncated = self.max_steps is not None and self._steps >= self.max_steps
-        return self._x.copy(), float(agent_costs.sum()), False, truncated, {AGENT_COSTS: agent_costs}
+        return (
+            self._x.copy(),
+            float(agent_costs.sum()),
+            False,
+            truncated,
+            {AGENT_COSTS: agent_costs},
+        )

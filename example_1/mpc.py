@@ -34,7 +34,9 @@ class Example1Mpc(LocalMpcDefinition):
         self.horizon = horizon
         self.discount = discount
 
-    def learnable_parameters(self, agent: int, network: Network) -> dict[str, npt.NDArray[np.floating]]:
+    def learnable_parameters(
+        self, agent: int, network: Network
+    ) -> dict[str, npt.NDArray[np.floating]]:
         pars = {
             parameter_name("V0", agent): np.zeros(1),
             parameter_name("x_lb", agent): np.zeros(self.nx),
@@ -75,10 +77,6 @@ class Example1Mpc(LocalMpcDefinition):
         mpc.constraint(f"x_lb_{i}", lb - s, "<=", x[:, 1:])
         mpc.constraint(f"x_ub_{i}", x[:, 1:], "<=", ub + s)
         gammas = cs.DM(self.discount ** np.arange(N)).T
-        stage = (
-            cs.sum1(x[:, :-1] ** 2)
-            + 0.5 * cs.sum1(u**2)
-            + cs.DM(model.VIOLATION_WEIGHT).T @ s
-        )
+        stage = cs.sum1(x[:, :-1] ** 2) + 0.5 * cs.sum1(u**2) + cs.DM(model.VIOLATION_WEIGHT).T @ s
         linear = p["f"].T @ cs.vertcat(x[:, :-1], u)
         return p["V0"] + cs.sum2(linear) + 0.5 * cs.sum2(gammas * stage)

@@ -132,13 +132,14 @@ class AdmmCoordinator:
             Every agent's parameter values for :meth:`LocalMpc.solve`.
         """
         rho, z, y = self.rho, self.z, self.y
+        static = [mpc.pack(kind, parameters[i]) for i, mpc in enumerate(self.local_mpcs)]
         primal_res: list[float] = []
         dual_res: list[float] = []
         converged = False
         local: list[LocalSolution] = []
         for _ in range(self.max_iterations):
             local = [
-                mpc.solve(kind, parameters[i], y[i], z[self._copy_index[i]])
+                mpc.solve(kind, static[i], y[i], z[self._copy_index[i]])
                 for i, mpc in enumerate(self.local_mpcs)
             ]
             if not all(s.success for s in local):
@@ -156,7 +157,11 @@ class AdmmCoordinator:
             z = z_new
             primal_res.append(np.sqrt(primal_sq))
             dual_res.append(rho * np.sqrt(dual_sq))
-            if self.tolerance > 0 and primal_res[-1] <= self.tolerance and dual_res[-1] <= self.tolerance:
+            if (
+                self.tolerance > 0
+                and primal_res[-1] <= self.tolerance
+                and dual_res[-1] <= self.tolerance
+            ):
                 converged = True
                 break
         self.z = z

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from mpcrl.core.schedulers import ExponentialScheduler
 from mpcrl.core.exploration import EpsilonGreedyExploration, ExplorationStrategy
+from mpcrl.core.schedulers import ExponentialScheduler
 from mpcrl.util.seeding import RngType, mk_seed
 
 
@@ -82,7 +82,9 @@ class PerAgentExploration(ExplorationStrategy):
         the agents that did not decide to explore in the last :meth:`can_explore`."""
         blocks = [
             agent.perturbation(method, size=(na, 1)) if exploring else np.zeros((na, 1))
-            for agent, na, exploring in zip(self.agents, self.action_sizes, self._exploring)
+            for agent, na, exploring in zip(
+                self.agents, self.action_sizes, self._exploring, strict=True
+            )
         ]
         return np.concatenate(blocks, axis=0)
 

@@ -155,7 +155,14 @@ class CentralizedCheck:
     as the centralized learner gets them.
     """
 
-    def __init__(self, definition: LocalMpcDefinition, network: Network, solver: str) -> None:
+    def __init__(
+        self,
+        definition: LocalMpcDefinition,
+        network: Network,
+        local_mpcs: list[LocalMpc],
+        solver: str,
+    ) -> None:
+        self.local_mpcs = local_mpcs
         mpc = build_centralized_mpc(definition, network, solver)
         exploration = PerAgentExploration(network.n_agents, definition.nu, 0.0, 1.0, 0.0)
         self._agent = Agent(mpc, exploration=exploration, name="centralized_check")
@@ -177,17 +184,18 @@ class CentralizedCheck:
         pars = dict(parameters)
         for i, x in enumerate(_split(state, self.n_agents)):
             pars[f"{state_name(i)}_0"] = x
-        pars[PERTURBATION if kind == "V" else INIT_ACTION] = np.asarray(first, dtype=float).reshape(-1, 1)
+        pars[PERTURBATION if kind == "V" else INIT_ACTION] = np.asarray(first, dtype=float).reshape(
+            -1, 1
+        )
         sol = mpc.nlp.solve(pars)
         if not sol.success:
             raise MpcSolverError(f"centralized check: the centralized {kind} failed ({sol.status})")
         value_error = abs(float(result.values.sum()) - float(sol.f))
         dual_error = 0.0
-        for i, local in enumerate(result.local):
-            key = f"lam_g_dyn_{i}"
-            if key in sol.dual_vals:
-                diff = np.asarray(local.solution.dual_vals[key]) - np.asarray(sol.dual_vals[key])
-                dual_error = max(dual_error, float(np.abs(diff).max()))
+        for i, (mpc, local) in enumerate(zip(self.local_mpcs, result.local, strict=True)):
+            key = f"dyn_{i}"
+            diff = mpc.dual(kind, key, local) - np.asarray(sol.dual_vals[f"lam_g_{key}"])
+            dual_error = max(dual_error, float(np.abs(diff).max()))
         return value_error, dual_error
 
 
@@ -248,7 +256,11 @@ class DistributedQLearning:
         self.update_strategy = settings.update_strategy()
         self.exploration = settings.exploration(n, definition.nu)
         self.fixed_parameters = [definition.fixed_parameters(i, network) for i in range(n)]
-        self.check = CentralizedCheck(definition, network, solver) if check_centralized else None
+        self.check = (
+            CentralizedCheck(definition, network, self.local_mpcs, solver)
+            if check_centralized
+            else None
+        )
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
 
@@ -260,9 +272,7 @@ class DistributedQLearning:
         return values
 
     # ------------------------------------------------------------------ solving
-    def _solve(
-        self, kind: str, state: npt.ArrayLike, first: npt.ArrayLike | None
-    ) -> AdmmResult:
+    def _solve(self, kind: str, state: npt.ArrayLike, first: npt.ArrayLike | None) -> AdmmResult:
         n = self.network.n_agents
         states = _split(state, n)
         firsts = _split(np.zeros(n * self.definition.nu) if first is None else first, n)
@@ -290,7 +300,9 @@ class DistributedQLearning:
             self.log.check.setdefault("dual_error", []).append(dual_error)
         return result
 
-    def state_value(self, state: npt.ArrayLike, deterministic: bool = False) -> tuple[npt.NDArray, AdmmResult]:
+    def state_value(
+        self, state: npt.ArrayLike, deterministic: bool = False
+    ) -> tuple[npt.NDArray, AdmmResult]:
         """The action and the ADMM solution of V(s), exploring unless deterministic
         (the same draws as mpcrl's ``Agent.state_value``)."""
         perturbation = None if deterministic else self.exploration.draw()
@@ -325,7 +337,9 @@ class DistributedQLearning:
                 self._maybe_update()
         return returns
 
-    def _train_episode(self, env: Env, state: npt.ArrayLike, callback: StepCallback | None) -> float:
+    def _train_episode(
+        self, env: Env, state: npt.ArrayLike, callback: StepCallback | None
+    ) -> float:
         total = 0.0
         done = False
         action, sol_v = self.state_value(state)

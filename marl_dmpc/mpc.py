@@ -27,7 +27,7 @@ from typing import Any
 import casadi as cs
 import numpy as np
 import numpy.typing as npt
-from csnlp import Nlp, Solution
+from csnlp import Nlp
 from csnlp.wrappers import Mpc, NlpSensitivity
 
 from .network import Network
@@ -78,7 +78,9 @@ class LocalMpcDefinition(ABC):
     """Discount factor ``gamma`` of the MPC's stage costs (and of Q-learning)."""
 
     @abstractmethod
-    def learnable_parameters(self, agent: int, network: Network) -> dict[str, npt.NDArray[np.floating]]:
+    def learnable_parameters(
+        self, agent: int, network: Network
+    ) -> dict[str, npt.NDArray[np.floating]]:
         """The learnable parameters of ``agent`` with their initial values (global
         names, values shaped as the parameter)."""
 
@@ -88,7 +90,9 @@ class LocalMpcDefinition(ABC):
         return {}
 
     @abstractmethod
-    def action_bounds(self, agent: int) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+    def action_bounds(
+        self, agent: int
+    ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
         """Hard lower and upper bounds on ``agent``'s input."""
 
     @abstractmethod
@@ -187,8 +191,9 @@ class LocalSolution:
         Whether the solver succeeded.
     status : str
         The solver's return status.
-    solution : csnlp.Solution
-        The full solution (primal, duals, parameters).
+    x, lam, p : ndarray
+        Primal solution, multipliers of the constraints (equalities then inequalities,
+        as in csnlp) and the parameter vector the problem was solved with.
     """
 
     x_aug: npt.NDArray[np.floating]
@@ -196,7 +201,56 @@ class LocalSolution:
     value: float
     success: bool
     status: str
-    solution: Solution
+    x: npt.NDArray[np.floating]
+    lam: npt.NDArray[np.floating]
+    p: npt.NDArray[np.floating]
+
+
+class _LocalProblem:
+    """One local problem (V or Q) as CasADi functions of a parameter vector laid out as
+    ``[static parameters, vec(y), vec(z)]``: the static part is packed once per ADMM
+    solve and only ``y`` and ``z`` change between iterations."""
+
+    def __init__(self, mpc: Mpc, solver: str, outputs: list[cs.SX], name: str) -> None:
+        nlp = mpc.nlp
+        pars = nlp.parameters
+        self.mpc = mpc
+        self.static_names = tuple(n for n in pars if n not in (ADMM_DUAL, ADMM_AVERAGE))
+        self.n_static = sum(pars[n].numel() for n in self.static_names)
+        self.p_sym = cs.vertcat(
+            *(cs.vec(pars[n]) for n in self.static_names),
+            cs.vec(pars[ADMM_DUAL]),
+            cs.vec(pars[ADMM_AVERAGE]),
+        )
+        self.lam_sym = cs.vertcat(nlp.lam_g, nlp.lam_h)
+        self.shapes = {n: pars[n].shape for n in self.static_names}
+        plugin, kind, opts = solver_setup(solver)
+        problem = {"x": nlp.x, "p": self.p_sym, "f": nlp.f, "g": cs.vertcat(nlp.g, nlp.h)}
+        make = cs.qpsol if kind == "conic" else cs.nlpsol
+        self.solver = make(f"{name}_solver", plugin, problem, opts)
+        self.lbg = np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf)))
+        self.ubg = np.zeros(nlp.ng + nlp.nh)
+        self.lbx = np.asarray(nlp.lbx, dtype=float).reshape(-1)
+        self.ubx = np.asarray(nlp.ubx, dtype=float).reshape(-1)
+        self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
+
+    def pack(self, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
+        """The static part of the parameter vector."""
+        blocks = []
+        for name in self.static_names:
+            if name not in parameters:
+                raise KeyError(f"missing value of MPC parameter {name!r}")
+            shape = self.shapes[name]
+            value = np.asarray(parameters[name], dtype=float)
+            if value.ndim == 2:  # matrices are vectorized column-major, as casadi.vec
+                value = value.reshape(-1, order="F")
+            blocks.append(np.broadcast_to(value.reshape(-1), (shape[0] * shape[1],)))
+        return np.concatenate(blocks) if blocks else np.zeros(0)
+
+    def dual_function(self, constraint: str) -> cs.Function:
+        """Maps the multiplier vector to the multipliers of a named constraint."""
+        lam = self.mpc.nlp.dual_variables[f"lam_g_{constraint}"]
+        return cs.Function(f"dual_{constraint}", [self.lam_sym], [lam])
 
 
 class LocalMpc:
@@ -206,7 +260,9 @@ class LocalMpc:
     exploration perturbation ``p^T u_0``, and :attr:`Q`, whose first input is constrained
     to the parameter ``a_init``. Both add the ADMM terms
     ``y^T (x_aug - z) + rho/2 ||x_aug - z||^2`` on the augmented trajectory ``x_aug``
-    (own trajectory stacked over the neighbours' copies).
+    (own trajectory stacked over the neighbours' copies). They are solved by calling the
+    CasADi solver directly, with the parameters fixed during an ADMM solve packed once
+    (see :meth:`pack`).
 
     Parameters
     ----------
@@ -236,12 +292,21 @@ class LocalMpc:
         self.rho = rho
         self.copies = network.copies(agent)
         self.learnable_names = tuple(definition.learnable_parameters(agent, network))
-        self.V = self._build("V", solver)
-        self.Q = self._build("Q", solver)
         self.aug_shape = (len(self.copies), definition.nx, definition.horizon + 1)
-        self._sensitivity = self._build_sensitivity(self.Q)
+        self.problems = {kind: self._build(kind, solver) for kind in ("V", "Q")}
+        self._sensitivity = self._build_sensitivity(self.problems["Q"])
 
-    def _build(self, kind: str, solver: str) -> Mpc:
+    @property
+    def V(self) -> Mpc:
+        """The csnlp MPC of the local V problem."""
+        return self.problems["V"].mpc
+
+    @property
+    def Q(self) -> Mpc:
+        """The csnlp MPC of the local Q problem."""
+        return self.problems["Q"].mpc
+
+    def _build(self, kind: str, solver: str) -> _LocalProblem:
         d, i = self.definition, self.agent
         nlp = Nlp[cs.SX](sym_type="SX", name=f"local{i}_{kind}")
         mpc = Mpc[cs.SX](nlp, prediction_horizon=d.horizon, shooting="multi")
@@ -268,70 +333,73 @@ class LocalMpc:
         z = mpc.parameter(ADMM_AVERAGE, x_aug.shape)
         diff = x_aug - z
         mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * self.rho * cs.sumsqr(diff))
-        _init_solver(mpc, solver)
-        # fast maps from the primal vector (and parameters) to what ADMM needs
-        nlp_ = mpc.nlp
-        mpc_outputs = cs.Function(
-            f"local{i}_{kind}_outputs",
-            [nlp_.x, nlp_.p],
-            [cs.vec(x_aug), u[:, 0], value],
-            {"cse": True},
-        )
-        mpc.admm_outputs = mpc_outputs  # type: ignore[attr-defined]
-        return mpc
+        return _LocalProblem(mpc, solver, [cs.vec(x_aug), u[:, 0], value], f"local{i}_{kind}")
 
-    def _build_sensitivity(self, mpc: Mpc) -> cs.Function:
-        nlp = mpc.nlp
+    def _build_sensitivity(self, problem: _LocalProblem) -> cs.Function:
+        nlp = problem.mpc.nlp
         theta = cs.vvcat([nlp.parameters[n] for n in self.learnable_names])
         gradient = NlpSensitivity(nlp, theta).jacobian("L-p")
-        lam = cs.vertcat(nlp.lam_g, nlp.lam_h)
         return cs.Function(
-            f"local{self.agent}_dQ", [nlp.x, nlp.p, lam], [gradient], {"cse": True}
+            f"local{self.agent}_dQ",
+            [nlp.x, problem.p_sym, problem.lam_sym],
+            [gradient],
+            {"cse": True},
         )
+
+    def pack(self, kind: str, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
+        """Pack the parameters that stay fixed during an ADMM solve: the initial state
+        (``x{i}_0``), the agent's learnable and fixed parameters, and
+        ``cost_perturbation`` (V) or ``a_init`` (Q)."""
+        return self.problems[kind].pack(parameters)
 
     def solve(
         self,
         kind: str,
-        parameters: dict[str, Any],
+        static: npt.NDArray[np.floating],
         y: npt.NDArray[np.floating],
         z: npt.NDArray[np.floating],
-        vals0: dict[str, Any] | None = None,
     ) -> LocalSolution:
-        """Solve the local V (``kind="V"``) or Q (``kind="Q"``) problem.
-
-        ``parameters`` holds the initial state (``x{i}_0``), the agent's learnable and
-        fixed parameters, and ``cost_perturbation`` (V) or ``a_init`` (Q); ``y`` and
-        ``z`` have shape :attr:`aug_shape`.
-        """
-        mpc = self.V if kind == "V" else self.Q
-        pars = dict(parameters)
-        pars[ADMM_DUAL] = _as_aug_matrix(y)
-        pars[ADMM_AVERAGE] = _as_aug_matrix(z)
-        sol = mpc.nlp.solve(pars, vals0)
-        x_aug, u0, value = mpc.admm_outputs(sol.x, sol.p)
+        """Solve the local V (``kind="V"``) or Q (``kind="Q"``) problem for the packed
+        ``static`` parameters (:meth:`pack`) and ADMM variables ``y``, ``z`` of shape
+        :attr:`aug_shape`."""
+        problem = self.problems[kind]
+        p = np.concatenate((static, _vec_aug(y), _vec_aug(z)))
+        out = problem.solver(
+            p=p, lbx=problem.lbx, ubx=problem.ubx, lbg=problem.lbg, ubg=problem.ubg
+        )
+        stats = problem.solver.stats()
+        x = np.asarray(out["x"]).reshape(-1)
+        x_aug, u0, value = problem.outputs(x, p)
         return LocalSolution(
-            x_aug=_from_aug_vector(np.asarray(x_aug).ravel(), self.aug_shape),
-            u0=np.asarray(u0).ravel(),
+            x_aug=_from_aug_vector(np.asarray(x_aug).reshape(-1), self.aug_shape),
+            u0=np.asarray(u0).reshape(-1),
             value=float(value),
-            success=bool(sol.success),
-            status=str(sol.status),
-            solution=sol,
+            success=bool(stats["success"]),
+            status=str(stats["return_status"]),
+            x=x,
+            lam=np.asarray(out["lam_g"]).reshape(-1),
+            p=p,
         )
 
     def gradient(self, solution: LocalSolution) -> npt.NDArray[np.floating]:
         """The gradient of the local Lagrangian of Q w.r.t. the agent's learnable
         parameters, at ``solution`` (a solution of the Q problem)."""
-        sol = solution.solution
-        return np.asarray(self._sensitivity(sol.x, sol.p, sol.lam_g_and_h)).ravel()
+        return np.asarray(self._sensitivity(solution.x, solution.p, solution.lam)).reshape(-1)
+
+    def dual(self, kind: str, constraint: str, solution: LocalSolution) -> npt.NDArray[np.floating]:
+        """The multipliers of a named constraint (e.g. ``"dyn_0"``) at ``solution``."""
+        return np.asarray(self.problems[kind].dual_function(constraint)(solution.lam))
 
 
-def _as_aug_matrix(a: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-    """``(m, nx, N+1)`` -> the ``(m * nx, N+1)`` matrix ``x_aug`` of the MPC."""
+def _vec_aug(a: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """``(m, nx, N+1)`` -> ``vec`` (column-major) of the ``(m * nx, N+1)`` matrix."""
     m, nx, cols = a.shape
-    return a.reshape(m * nx, cols)
+    return a.reshape(m * nx, cols).reshape(-1, order="F")
 
 
-def _from_aug_vector(v: npt.NDArray[np.floating], shape: tuple[int, int, int]) -> npt.NDArray[np.floating]:
+def _from_aug_vector(
+    v: npt.NDArray[np.floating], shape: tuple[int, int, int]
+) -> npt.NDArray[np.floating]:
     """Column-major ``vec(x_aug)`` -> ``(m, nx, N+1)``."""
     m, nx, cols = shape
     return v.reshape(cols, m * nx).T.reshape(m, nx, cols)

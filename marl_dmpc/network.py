@@ -42,7 +42,9 @@ class Network:
     def __post_init__(self) -> None:
         adj = np.asarray(self.adjacency)
         if adj.ndim != 2 or adj.shape[0] != adj.shape[1] or adj.shape[0] == 0:
-            raise NetworkError(f"adjacency must be a non-empty square matrix; got shape {adj.shape}")
+            raise NetworkError(
+                f"adjacency must be a non-empty square matrix; got shape {adj.shape}"
+            )
         if not np.all((adj == 0) | (adj == 1)):
             raise NetworkError("adjacency entries must be 0 or 1")
         if np.any(np.diag(adj) != 0):

@@ -1,0 +1,56 @@
+"""Every setting of an example-1 run in one place (printed into each result file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marl_dmpc.learning import QLearningSettings
+from marl_dmpc.solvers import DEFAULT_SOLVER
+
+
+@dataclass(frozen=True)
+class Example1Config:
+    """Settings of an example-1 training run; defaults are the release's
+    hyperparameters (SPEC.md) except the ADMM stopping rule and the solver, and a short
+    run length."""
+
+    steps: int = 200
+    seed: int = 1
+    centralized: bool = False
+    solver: str = DEFAULT_SOLVER
+    # distributed MPC
+    rho: float = 0.5
+    admm_iters: int = 100
+    admm_tol: float = 1e-6
+    consensus_iters: int = 100
+    check_centralized: bool = False
+    # MPC
+    horizon: int = 10
+    discount: float = 0.9
+    # Q-learning
+    learning_rate: float = 6e-5
+    learning_rate_decay: float = 0.9996
+    update_every: int = 2
+    replay_maxlen: int = 100
+    replay_sample_size: int = 15
+    replay_include_latest: int = 10
+    epsilon: float = 0.7
+    epsilon_decay: float = 0.99
+    exploration_strength: float = 1.0  # 0.5 * (u_max - u_min)
+
+    @property
+    def mode(self) -> str:
+        return "centralized" if self.centralized else "distributed"
+
+    def q_learning(self) -> QLearningSettings:
+        return QLearningSettings(
+            learning_rate=self.learning_rate,
+            learning_rate_decay=self.learning_rate_decay,
+            update_every=self.update_every,
+            replay_maxlen=self.replay_maxlen,
+            replay_sample_size=self.replay_sample_size,
+            replay_include_latest=self.replay_include_latest,
+            epsilon=self.epsilon,
+            epsilon_decay=self.epsilon_decay,
+            exploration_strength=self.exploration_strength,
+        )

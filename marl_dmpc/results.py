@@ -1,0 +1,133 @@
+"""Result files: one pickle per run, holding a dict of plain data.
+
+Plain data means NumPy arrays and scalars, numbers, strings, booleans, ``None``, and
+lists, tuples and dicts of those. :func:`load_result` refuses a pickle that names any
+other class or function, so opening a result file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import platform
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ResultFileError(ValueError):
+    """Raised for a result file that is missing, malformed or holds more than plain
+    data."""
+
+
+# the only globals a plain-data pickle may reference (NumPy arrays and scalars)
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "complex"),
+}
+_DTYPE_CLASS_MODULES = ("numpy.dtypes",)
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS or (
+            module in _DTYPE_CLASS_MODULES and name.endswith("DType")
+        ):
+            return super().find_class(module, name)
+        raise ResultFileError(
+            f"refusing to load {module}.{name}: result files may hold only plain data "
+            "(arrays, numbers, strings, lists, dicts)"
+        )
+
+
+def _to_plain(value: Any) -> Any:
+    """Convert dataclass-free containers to plain data, refusing anything else."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError("object arrays are not plain data")
+        return value
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, complex, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    raise TypeError(f"{type(value).__name__} is not plain data")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the libraries a run depends on."""
+    import casadi
+    import csnlp
+    import gymnasium
+    import mpcrl
+    import scipy
+
+    from . import __version__
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "marl_dmpc": __version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "casadi": casadi.__version__,
+        "csnlp": csnlp.__version__,
+        "mpcrl": mpcrl.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+def save_result(path: str | os.PathLike[str], result: Mapping[str, Any]) -> Path:
+    """Write ``result`` (plain data only) to ``path`` atomically: a temporary file in the
+    same folder is written first and then renamed."""
+    path = Path(path)
+    data = _to_plain(result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a result file, refusing anything but plain data.
+
+    Raises
+    ------
+    ResultFileError
+        If the file does not exist, is not a pickle, does not hold a dict, or references
+        any class or function besides NumPy's array machinery.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ResultFileError(f"no result file at {path}")
+    raw = path.read_bytes()
+    try:
+        data = _PlainDataUnpickler(io.BytesIO(raw)).load()
+    except ResultFileError as err:
+        raise ResultFileError(f"{path}: {err}") from None
+    except Exception as err:  # truncated or not a pickle at all
+        raise ResultFileError(f"{path} is not a valid result file ({err})") from None
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{path} does not hold a result dict (found {type(data).__name__})")
+    return data

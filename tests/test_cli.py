@@ -1,0 +1,82 @@
+"""The training script: bad input ends in one line and exit code 2; a short run writes a
+complete result file."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from marl_dmpc.results import load_result
+
+from .helpers import ROOT
+
+SCRIPT = str(ROOT / "example_1" / "example_1.py")
+
+
+def run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--steps", "-5"], "--steps"),
+        (["--admm-iters", "0"], "--admm-iters"),
+        (["--solver", "nosuch"], "invalid choice"),
+        (["--out", "/proc/no/such/result.pkl"], "cannot"),
+        (["--admm-tol", "nan"], "--admm-tol"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(args, fragment):
+    proc = run(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_out_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    proc = run("--out", str(folder / "r.pkl"))
+    folder.chmod(0o700)
+    if proc.returncode != 2:  # root may write anyway
+        pytest.skip("running as a user who can write read-only folders")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_works():
+    proc = run("--help")
+    assert proc.returncode == 0 and "--check-centralized" in proc.stdout
+
+
+def test_short_distributed_run_writes_a_result(tmp_path):
+    out = tmp_path / "r.pkl"
+    proc = run(
+        "--steps",
+        "6",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--check-centralized",
+        "--admm-tol",
+        "1e-8",
+        "--admm-iters",
+        "500",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "qpOASES" not in proc.stdout  # solver banners are kept out of the terminal
+    r = load_result(out)
+    assert r["status"] == "completed" and r["mode"] == "distributed"
+    assert r["states"].shape == (7, 6) and r["actions"].shape == (6, 3)
+    assert r["costs"].shape == (6,) and r["td_errors"].shape == (6,)
+    assert r["params"]["A_c_1_0"].shape == (4, 2, 2)  # 3 updates + the initial value
+    assert r["admm_iterations"].shape == (13,)  # V at s_0, then Q and V every step
+    assert r["config"]["steps"] == 6 and r["config"]["check_centralized"] is True
+    assert max(r["centralized_check"]["q_error"]) < 1e-6
+    assert set(r["versions"]) >= {"casadi", "csnlp", "mpcrl", "numpy"}
+    assert r["wall_time_s"] > 0 and np.isfinite(r["ms_per_step"])

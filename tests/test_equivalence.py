@@ -1,0 +1,115 @@
+"""The paper's theorem: at ADMM convergence the distributed MPC is the centralized one.
+
+At random states and parameter values the ADMM values of V(s) and Q(s, a) equal the
+centralized MPC's, the local multipliers of the dynamics equal the centralized ones, and
+each agent's local Lagrangian gradient equals its block of the centralized gradient.
+"""
+
+import casadi as cs
+import numpy as np
+import pytest
+from csnlp.wrappers import NlpSensitivity
+
+from example_1 import model
+from example_1.mpc import Example1Mpc
+from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.learning import CentralizedCheck
+from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
+
+SOLVER = "qpoases"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        definition = Example1Mpc()
+        net = model.network()
+        local = [LocalMpc(definition, net, i, rho=0.5, solver=SOLVER) for i in range(3)]
+        check = CentralizedCheck(definition, net, local, SOLVER)
+    return definition, net, local, check
+
+
+def random_case(definition, net, rng):
+    """A state in the operating region and parameters perturbed around their initial
+    values."""
+    state = np.column_stack([rng.uniform(0.05, 0.9, 3), rng.uniform(-0.5, 0.5, 3)]).ravel()
+    pars = {}
+    for i in range(3):
+        for name, value in definition.learnable_parameters(i, net).items():
+            pars[name] = value + 0.03 * rng.standard_normal(np.shape(value))
+    return state, pars
+
+
+def agent_parameters(local, pars, state, kind, first):
+    extra = PERTURBATION if kind == "V" else INIT_ACTION
+    out = []
+    for i, mpc in enumerate(local):
+        p = {k: pars[k] for k in mpc.learnable_names}
+        p[f"x{i}_0"] = state[2 * i : 2 * i + 2]
+        p[extra] = first[i]
+        out.append(p)
+    return out
+
+
+def centralized_solution(check, kind, pars, state, first):
+    mpc = check._agent.V if kind == "V" else check._agent.Q
+    p = dict(pars)
+    for i in range(3):
+        p[f"x{i}_0"] = state[2 * i : 2 * i + 2]
+    p[PERTURBATION if kind == "V" else INIT_ACTION] = np.reshape(first, (-1, 1))
+    sol = mpc.nlp.solve(p)
+    assert sol.success, sol.status
+    return mpc, sol
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", ["V", "Q"])
+def test_admm_equals_centralized(setup, quiet, seed, kind):
+    definition, net, local, check = setup
+    rng = np.random.default_rng(seed)
+    state, pars = random_case(definition, net, rng)
+    first = rng.normal(size=3) * 0.5 if kind == "V" else rng.uniform(-0.8, 0.8, size=3)
+    admm = AdmmCoordinator(net, local, max_iterations=3000, tolerance=1e-10)
+    result = admm.solve(kind, agent_parameters(local, pars, state, kind, first))
+    assert result.success and result.converged, (result.iterations, result.statuses)
+    mpc, sol = centralized_solution(check, kind, pars, state, first)
+
+    assert abs(result.values.sum() - float(sol.f)) < 1e-6
+    for i, (lmpc, lsol) in enumerate(zip(local, result.local, strict=True)):
+        np.testing.assert_allclose(
+            lmpc.dual(kind, f"dyn_{i}", lsol), sol.dual_vals[f"lam_g_dyn_{i}"], atol=1e-5
+        )
+    np.testing.assert_allclose(
+        result.action,
+        np.asarray(sol.vals["u0"]).ravel()[:1].tolist()
+        + np.asarray(sol.vals["u1"]).ravel()[:1].tolist()
+        + np.asarray(sol.vals["u2"]).ravel()[:1].tolist(),
+        atol=1e-6,
+    )
+
+    if kind == "Q":  # each agent's local gradient is its block of the centralized one
+        nlp = mpc.nlp
+        names = [n for lm in local for n in lm.learnable_names]
+        theta = cs.vvcat([nlp.parameters[n] for n in names])
+        grad = cs.Function(
+            "g",
+            [nlp.x, nlp.p, cs.vertcat(nlp.lam_g, nlp.lam_h)],
+            [NlpSensitivity(nlp, theta).jacobian("L-p")],
+        )
+        central = np.asarray(grad(sol.x, sol.p, sol.lam_g_and_h)).ravel()
+        local_grads = np.concatenate(
+            [lm.gradient(ls) for lm, ls in zip(local, result.local, strict=True)]
+        )
+        np.testing.assert_allclose(local_grads, central, atol=1e-5)
+
+
+def test_release_fixed_iterations_run_exactly_the_cap(setup, quiet):
+    definition, net, local, _ = setup
+    state, pars = random_case(definition, net, np.random.default_rng(5))
+    admm = AdmmCoordinator(net, local, max_iterations=7, tolerance=0.0)
+    result = admm.solve("V", agent_parameters(local, pars, state, "V", np.zeros(3)))
+    assert result.iterations == 7 and not result.converged
+    assert result.primal_residuals.shape == result.dual_residuals.shape == (7,)
