@@ -233,6 +233,7 @@ class _LocalProblem:
         self.lbx = np.asarray(nlp.lbx, dtype=float).reshape(-1)
         self.ubx = np.asarray(nlp.ubx, dtype=float).reshape(-1)
         self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
+        self._dual_functions: dict[str, cs.Function] = {}
 
     def pack(self, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
         """The static part of the parameter vector."""
@@ -248,9 +249,14 @@ class _LocalProblem:
         return np.concatenate(blocks) if blocks else np.zeros(0)
 
     def dual_function(self, constraint: str) -> cs.Function:
-        """Maps the multiplier vector to the multipliers of a named constraint."""
-        lam = self.mpc.nlp.dual_variables[f"lam_g_{constraint}"]
-        return cs.Function(f"dual_{constraint}", [self.lam_sym], [lam])
+        """Maps the multiplier vector to the multipliers of a named constraint (built
+        once per constraint)."""
+        if constraint not in self._dual_functions:
+            lam = self.mpc.nlp.dual_variables[f"lam_g_{constraint}"]
+            self._dual_functions[constraint] = cs.Function(
+                f"dual_{constraint}", [self.lam_sym], [lam]
+            )
+        return self._dual_functions[constraint]
 
 
 class LocalMpc:
