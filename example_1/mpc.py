@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from csnlp.wrappers import Mpc
 
-from marl_dmpc.mpc import LocalMpcDefinition, parameter_name
+from marl_dmpc.blocks import add_dynamics, add_soft_bounds, parameter_name
+from marl_dmpc.mpc import LocalMpcDefinition
 from marl_dmpc.network import Network
 
 from . import model
@@ -67,15 +68,13 @@ class Example1Mpc(LocalMpcDefinition):
             base: parameters[parameter_name(base, i)]
             for base in ("V0", "x_lb", "x_ub", "b", "f", "A", "B")
         }
-        s, _, _ = mpc.variable(f"s{i}", (nx, N), lb=0)
         x_next = p["A"] @ x[:, :-1] + p["B"] @ u + cs.repmat(p["b"], 1, N)
         for j, x_j in neighbour_states.items():
             x_next += parameters[parameter_name("A_c", i, j)] @ x_j[:, :-1]
-        mpc.constraint(f"dyn_{i}", x[:, 1:], "==", x_next)
+        add_dynamics(mpc, i, x, x_next)
         lb = cs.repmat(model.X_LB + p["x_lb"], 1, N)
         ub = cs.repmat(model.X_UB + p["x_ub"], 1, N)
-        mpc.constraint(f"x_lb_{i}", lb - s, "<=", x[:, 1:])
-        mpc.constraint(f"x_ub_{i}", x[:, 1:], "<=", ub + s)
+        s = add_soft_bounds(mpc, "x", i, x, range(nx), lb, ub)
         gammas = cs.DM(self.discount ** np.arange(N)).T
         stage = cs.sum1(x[:, :-1] ** 2) + 0.5 * cs.sum1(u**2) + cs.DM(model.VIOLATION_WEIGHT).T @ s
         linear = p["f"].T @ cs.vertcat(x[:, :-1], u)

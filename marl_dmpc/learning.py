@@ -9,6 +9,17 @@ epsilon-greedy exploration) and follows the steps of mpcrl's
 :class:`~mpcrl.LstdQLearningAgent` one for one, so that with the same seed it draws the
 same exploration, env noise and replay samples as :class:`CentralizedQLearning`, which
 *is* mpcrl's agent on the centralized MPC.
+
+Q(s, a) at V's own action. Exploration perturbs V's cost, so the action a taken in s is
+always V(s)'s first input; if no update came between V(s) and Q(s, a), Q's problem has
+V's primal solution, and both learners read Q(s, a) and dQ/dtheta off V(s)'s solution
+(the value without the perturbation; V's multipliers, the perturbation taking the place
+of the first-action constraint's). That is not only one solve saved: fixing u_0 pins
+x_1, so wherever V's solution puts x_1 on a soft bound with zero slack (often: the
+penalty is linear) Q's multipliers are not unique -- solvers, ADMM included, then return
+different points of an interval (seen: 0.04 against 11.6) -- while V's are (u_0 is free).
+Both learners make this choice, so their gradients stay equal. After an update, Q(s, a)
+is solved.
 """
 
 from __future__ import annotations
@@ -17,8 +28,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import casadi as cs
 import numpy as np
 import numpy.typing as npt
+from csnlp.wrappers import Mpc
 from gymnasium import Env
 from mpcrl import (
     Agent,
@@ -34,6 +47,7 @@ from mpcrl.optim import GradientDescent
 from mpcrl.util.seeding import RngType, mk_seed
 
 from .admm import AdmmCoordinator, AdmmResult
+from .blocks import dynamics_name
 from .consensus import AverageConsensus
 from .exploration import PerAgentExploration
 from .mpc import (
@@ -42,6 +56,7 @@ from .mpc import (
     LocalMpc,
     LocalMpcDefinition,
     build_centralized_mpc,
+    lagrangian_gradient,
     state_name,
 )
 from .network import Network
@@ -118,8 +133,9 @@ class TrainingLog:
     admm_iterations : list of int
         ADMM iterations of every distributed solve (empty when centralized).
     check : dict of str to list of float
-        With the centralized check: ``"v_error"``, ``"q_error"`` (absolute errors of the
-        ADMM values) and ``"dual_error"`` (max abs error of the dynamics multipliers).
+        With the centralized check, per solve: ``"v_error"``, ``"q_error"`` (absolute
+        errors of the ADMM values), ``"dual_error"`` (max abs error of the dynamics
+        multipliers) and ``"gradient_error"`` (max abs error of the Lagrangian's gradient).
     """
 
     td_errors: list[float] = field(default_factory=list)
@@ -136,11 +152,56 @@ class TrainingLog:
         return {name: np.stack(values) for name, values in self.parameters.items()}
 
 
+@dataclass(frozen=True)
+class ActionValue:
+    """Q(s, a) as the agents hold it.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n_agents,)
+        Every agent's local share of Q(s, a) (their sum is Q).
+    gradients : tuple of ndarray
+        Every agent's gradient of its local Lagrangian w.r.t. its own parameters.
+    from_value : bool
+        Whether it was read off V(s)'s solution rather than solved.
+    """
+
+    values: npt.NDArray[np.floating]
+    gradients: tuple[npt.NDArray[np.floating], ...]
+    from_value: bool
+
+
 def _learnable_dict(values: Mapping[str, npt.ArrayLike]) -> LearnableParametersDict:
     return LearnableParametersDict(
         LearnableParameter(name, np.shape(v), np.asarray(v, dtype=float))
         for name, v in values.items()
     )
+
+
+def _multipliers(mpc: Mpc) -> cs.SX:
+    """The multiplier vector of ``mpc`` as csnlp lays it out (equalities, inequalities)."""
+    return cs.vertcat(mpc.nlp.lam_g, mpc.nlp.lam_h)
+
+
+@dataclass(frozen=True)
+class _QFromV:
+    """Q(s, a) read off V(s)'s solution ``v`` (a = V's action, same parameters), with
+    the attributes mpcrl's learner reads from a Q solution."""
+
+    v: Any
+    f: float
+
+    @property
+    def success(self) -> bool:
+        return bool(self.v.success)
+
+    @property
+    def status(self) -> str:
+        return str(self.v.status)
+
+
+def _as_vector(value: Any) -> npt.NDArray[np.floating]:
+    return np.asarray(value, dtype=float).reshape(-1)
 
 
 def _split(vector: npt.ArrayLike, n: int) -> list[npt.NDArray[np.floating]]:
@@ -167,6 +228,17 @@ class CentralizedCheck:
         exploration = PerAgentExploration(network.n_agents, definition.nu, 0.0, 1.0, 0.0)
         self._agent = Agent(mpc, exploration=exploration, name="centralized_check")
         self.n_agents = network.n_agents
+        names = [name for m in local_mpcs for name in m.learnable_names]
+        self._gradients = {}
+        self._dynamics_duals = {}
+        for kind in ("V", "Q"):
+            mpc = self._agent.V if kind == "V" else self._agent.Q
+            lam = _multipliers(mpc)
+            self._gradients[kind] = lagrangian_gradient(mpc, names, mpc.nlp.p, lam, "check_d")
+            self._dynamics_duals[kind] = [
+                cs.Function("dyn", [lam], [mpc.nlp.dual_variables[f"lam_g_{dynamics_name(i)}"]])
+                for i in range(self.n_agents)
+            ]
 
     def compare(
         self,
@@ -175,8 +247,11 @@ class CentralizedCheck:
         parameters: Mapping[str, Any],
         state: npt.ArrayLike,
         first: npt.ArrayLike,
-    ) -> tuple[float, float]:
-        """``(|value error|, max |dynamics multiplier error|)`` of ``result``.
+    ) -> dict[str, float]:
+        """The gaps between ``result`` and the centralized solution, by name:
+        ``"v_error"`` or ``"q_error"`` (absolute value gap), ``"dual_error"`` (max abs gap
+        of the dynamics multipliers) and ``"gradient_error"`` (max abs gap between the
+        agents' local Lagrangian gradients and the centralized one).
 
         ``first`` is the perturbation (V) or the first action (Q).
         """
@@ -184,19 +259,25 @@ class CentralizedCheck:
         pars = dict(parameters)
         for i, x in enumerate(_split(state, self.n_agents)):
             pars[f"{state_name(i)}_0"] = x
-        pars[PERTURBATION if kind == "V" else INIT_ACTION] = np.asarray(first, dtype=float).reshape(
-            -1, 1
-        )
+        extra = PERTURBATION if kind == "V" else INIT_ACTION
+        pars[extra] = np.asarray(first, dtype=float).reshape(-1, 1)
         sol = mpc.nlp.solve(pars)
         if not sol.success:
             raise MpcSolverError(f"centralized check: the centralized {kind} failed ({sol.status})")
-        value_error = abs(float(result.values.sum()) - float(sol.f))
+        errors = {f"{kind.lower()}_error": abs(float(result.values.sum()) - float(sol.f))}
+        lam = sol.lam_g_and_h
+        local = np.concatenate(
+            [m.gradient(s, kind) for m, s in zip(self.local_mpcs, result.local, strict=True)]
+        )
+        central = np.asarray(self._gradients[kind](sol.x, sol.p, lam)).reshape(-1)
+        errors["gradient_error"] = float(np.abs(local - central).max())
         dual_error = 0.0
-        for i, (mpc, local) in enumerate(zip(self.local_mpcs, result.local, strict=True)):
-            key = f"dyn_{i}"
-            diff = mpc.dual(kind, key, local) - np.asarray(sol.dual_vals[f"lam_g_{key}"])
+        for i, (local_mpc, local_sol) in enumerate(zip(self.local_mpcs, result.local, strict=True)):
+            central = np.asarray(self._dynamics_duals[kind][i](lam))
+            diff = local_mpc.dual(kind, dynamics_name(i), local_sol) - central
             dual_error = max(dual_error, float(np.abs(diff).max()))
-        return value_error, dual_error
+        errors["dual_error"] = dual_error
+        return errors
 
 
 class DistributedQLearning:
@@ -295,9 +376,9 @@ class DistributedQLearning:
             for pars in parameters:
                 merged.update({k: v for k, v in pars.items() if k != extra})
             first_all = np.concatenate(firsts)
-            value_error, dual_error = self.check.compare(kind, result, merged, state, first_all)
-            self.log.check.setdefault(f"{kind.lower()}_error", []).append(value_error)
-            self.log.check.setdefault("dual_error", []).append(dual_error)
+            errors = self.check.compare(kind, result, merged, state, first_all)
+            for name, error in errors.items():
+                self.log.check.setdefault(name, []).append(error)
         return result
 
     def state_value(
@@ -309,9 +390,31 @@ class DistributedQLearning:
         result = self._solve("V", state, perturbation)
         return result.action, result
 
-    def action_value(self, state: npt.ArrayLike, action: npt.ArrayLike) -> AdmmResult:
-        """The ADMM solution of Q(s, a)."""
-        return self._solve("Q", state, action)
+    def action_value(
+        self,
+        state: npt.ArrayLike,
+        action: npt.ArrayLike,
+        value_solution: AdmmResult | None = None,
+    ) -> ActionValue:
+        """Q(s, a): every agent's local value and gradient.
+
+        Pass ``value_solution``, V(s)'s solution with the current parameters whose
+        action is ``action``, to read Q off it (see the module's notes); otherwise the Q
+        problems are solved by ADMM.
+        """
+        if value_solution is not None:
+            local = value_solution.local
+            return ActionValue(
+                np.array([s.cost for s in local]),
+                tuple(m.gradient(s, "V") for m, s in zip(self.local_mpcs, local, strict=True)),
+                from_value=True,
+            )
+        result = self._solve("Q", state, action)
+        return ActionValue(
+            result.values,
+            tuple(m.gradient(s) for m, s in zip(self.local_mpcs, result.local, strict=True)),
+            from_value=False,
+        )
 
     # ----------------------------------------------------------------- learning
     def train(
@@ -343,39 +446,38 @@ class DistributedQLearning:
         total = 0.0
         done = False
         action, sol_v = self.state_value(state)
+        updated = False  # since sol_v was solved
         while not done:
-            sol_q = self.action_value(state, action)
+            q = self.action_value(state, action, None if updated else sol_v)
             new_state, cost, truncated, terminated, info = env.step(action)
             new_action, sol_v = self.state_value(new_state)
-            td_error = self._store_experience(info[AGENT_COSTS], sol_q, sol_v)
+            td_error = self._store_experience(info[AGENT_COSTS], q, sol_v)
             state, action = new_state, new_action
             total += float(cost)
             done = truncated or terminated
-            if self.update_strategy.hook == "on_timestep_end":
-                self._maybe_update()
+            updated = self.update_strategy.hook == "on_timestep_end" and self._maybe_update()
             if callback is not None:
                 callback(td_error)
         return total
 
     def _store_experience(
-        self, agent_costs: npt.ArrayLike, sol_q: AdmmResult, sol_v: AdmmResult
+        self, agent_costs: npt.ArrayLike, q: ActionValue, sol_v: AdmmResult
     ) -> float:
         """Every agent forms the global TD error by consensus and stores its own
         ``-td * dQ_i``; returns the TD error."""
         cost = self.consensus.sum(agent_costs)
         v_next = self.consensus.sum(sol_v.values)
-        q = self.consensus.sum(sol_q.values)
-        td = cost + self.discount * v_next - q  # every agent's own estimate
-        gradients = tuple(
-            -td[i] * mpc.gradient(sol_q.local[i]) for i, mpc in enumerate(self.local_mpcs)
-        )
+        q_value = self.consensus.sum(q.values)
+        td = cost + self.discount * v_next - q_value  # every agent's own estimate
+        gradients = tuple(-td[i] * dq for i, dq in enumerate(q.gradients))
         self.experience.append(gradients)
         self.log.td_errors.append(float(td.mean()))
         return float(td.mean())
 
-    def _maybe_update(self) -> None:
+    def _maybe_update(self) -> bool:
+        """Update if the strategy says so; returns whether it did."""
         if not self.update_strategy.can_update() or len(self.experience) == 0:
-            return
+            return False
         sample = list(self.experience.sample())
         for i, optimizer in enumerate(self.optimizers):
             gradient = np.mean([item[i] for item in sample], axis=0)
@@ -386,11 +488,17 @@ class DistributedQLearning:
         for optimizer in self.optimizers:
             optimizer.step()
         self.log.record_parameters(self.parameter_values())
+        return True
 
 
 class CentralizedQLearning(LstdQLearningAgent):
     """mpcrl's LSTD Q-learning on the centralized MPC, with the same settings,
-    exploration and records as :class:`DistributedQLearning`."""
+    exploration and records as :class:`DistributedQLearning`.
+
+    The one change to mpcrl's agent: Q(s, a) at V(s)'s own action, with no update in
+    between, is read off V(s)'s solution, as the distributed learner does (see the
+    module's notes).
+    """
 
     def __init__(
         self,
@@ -418,12 +526,50 @@ class CentralizedQLearning(LstdQLearningAgent):
             record_td_errors=True,
             name="centralized",
         )
+        if self.optimizer.order != 1:
+            raise ValueError("CentralizedQLearning supports first-order optimizers only")
+        names = list(self._learnable_pars)
+        self._gradients = {
+            kind: lagrangian_gradient(mpc, names, mpc.nlp.p, _multipliers(mpc), f"d{kind}")
+            for kind, mpc in (("V", self._V), ("Q", self._Q))
+        }
+        v = self._V.nlp
+        unperturbed = v.f
+        if PERTURBATION in v.parameters:
+            unperturbed = cs.substitute(v.f, v.parameters[PERTURBATION], 0)
+        self._unperturbed_value = cs.Function("unperturbed_V", [v.x, v.p], [unperturbed])
+        self._sensitivity = self._dq  # replaces mpcrl's dQ/dtheta (same input and output)
+        self._last_value: tuple[npt.NDArray, npt.NDArray, Any] | None = None
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
         self.callback: StepCallback | None = None
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         return dict(self.learnable_parameters.value_as_dict)
+
+    def state_value(self, state: Any, deterministic: bool = False, **kwargs: Any) -> Any:
+        action, solution = super().state_value(state, deterministic, **kwargs)
+        self._last_value = (
+            None if deterministic else (_as_vector(state), _as_vector(action), solution)
+        )
+        return action, solution
+
+    def action_value(self, state: Any, action: Any, **kwargs: Any) -> Any:
+        last = self._last_value
+        if (
+            last is not None
+            and np.array_equal(last[0], _as_vector(state))
+            and np.array_equal(last[1], _as_vector(action))
+        ):
+            solution = last[2]
+            value = float(self._unperturbed_value(solution.x, solution.p))
+            return _QFromV(solution, value)
+        return super().action_value(state, action, **kwargs)
+
+    def _dq(self, solution: Any) -> npt.NDArray[np.floating]:
+        kind, solution = ("V", solution.v) if isinstance(solution, _QFromV) else ("Q", solution)
+        dq = self._gradients[kind](solution.x, solution.p, solution.lam_g_and_h)
+        return np.asarray(dq).reshape(-1)
 
     def train(
         self,
@@ -441,6 +587,7 @@ class CentralizedQLearning(LstdQLearningAgent):
 
     def on_update(self) -> None:
         super().on_update()
+        self._last_value = None  # V's solution no longer has the current parameters
         self.log.record_parameters(self.parameter_values())
 
     def on_timestep_end(self, env: Env, episode: int, timestep: int) -> None:

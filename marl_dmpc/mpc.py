@@ -20,7 +20,7 @@ thing in every MPC.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,24 @@ import numpy.typing as npt
 from csnlp import Nlp
 from csnlp.wrappers import Mpc, NlpSensitivity
 
+from .blocks import action_name, parameter_name, state_name
 from .network import Network
 from .solvers import solver_setup
+
+__all__ = [
+    "ADMM_AVERAGE",
+    "ADMM_DUAL",
+    "INIT_ACTION",
+    "PERTURBATION",
+    "LocalMpc",
+    "LocalMpcDefinition",
+    "LocalSolution",
+    "action_name",
+    "build_centralized_mpc",
+    "lagrangian_gradient",
+    "parameter_name",
+    "state_name",
+]
 
 #: Name of the parameter perturbing V's cost on the first action (as in mpcrl).
 PERTURBATION = "cost_perturbation"
@@ -41,31 +57,15 @@ INIT_ACTION = "a_init"
 ADMM_DUAL, ADMM_AVERAGE = "admm_y", "admm_z"
 
 
-def parameter_name(base: str, agent: int, neighbour: int | None = None) -> str:
-    """The global name of a parameter of ``agent``.
-
-    ``parameter_name("A", 2)`` is ``"A_2"``; a coupling parameter of agent ``i`` to
-    neighbour ``j`` is ``parameter_name("A_c", i, j) == "A_c_i_j"``.
-    """
-    return f"{base}_{agent}" if neighbour is None else f"{base}_{agent}_{neighbour}"
-
-
-def state_name(agent: int) -> str:
-    """Name of agent ``agent``'s state trajectory in every MPC."""
-    return f"x{agent}"
-
-
-def action_name(agent: int) -> str:
-    """Name of agent ``agent``'s input trajectory in every MPC."""
-    return f"u{agent}"
-
-
 class LocalMpcDefinition(ABC):
     """One agent's learnable MPC, as an example specifies it.
 
     Subclasses set :attr:`nx`, :attr:`nu`, :attr:`horizon` and :attr:`discount`, and
-    implement :meth:`learnable_parameters`, :meth:`action_bounds` and :meth:`build`.
-    Parameter names returned by the methods must be global (:func:`parameter_name`).
+    implement :meth:`learnable_parameters`,
+    :meth:`action_bounds` and :meth:`build`. Parameter names returned by the methods must
+    be global (:func:`parameter_name`). :meth:`build` writes the dynamics with
+    :func:`~marl_dmpc.blocks.add_dynamics` and every softened state bound with
+    :func:`~marl_dmpc.blocks.add_soft_bounds`.
     """
 
     nx: int
@@ -173,6 +173,18 @@ def build_centralized_mpc(
     return mpc
 
 
+def lagrangian_gradient(
+    mpc: Mpc, names: Sequence[str], p: cs.SX, lam: cs.SX, name: str
+) -> cs.Function:
+    """``(x, p, lam) -> dL/dtheta``: the gradient of ``mpc``'s Lagrangian w.r.t. the
+    parameters ``names`` (stacked as vectors in that order), with the parameter and
+    multiplier vectors laid out as the caller's ``p`` and ``lam``."""
+    nlp = mpc.nlp
+    theta = cs.vvcat([nlp.parameters[n] for n in names])
+    gradient = NlpSensitivity(nlp, theta).jacobian("L-p")
+    return cs.Function(name, [nlp.x, p, lam], [gradient], {"cse": True})
+
+
 @dataclass
 class LocalSolution:
     """Agent ``i``'s solution of its local problem in one ADMM iteration.
@@ -187,6 +199,9 @@ class LocalSolution:
     value : float
         The local cost (V: including the exploration perturbation; without the ADMM
         terms).
+    cost : float
+        The local cost without the exploration perturbation (Q(s, u0) when this is V's
+        solution).
     success : bool
         Whether the solver succeeded.
     status : str
@@ -199,6 +214,7 @@ class LocalSolution:
     x_aug: npt.NDArray[np.floating]
     u0: npt.NDArray[np.floating]
     value: float
+    cost: float
     success: bool
     status: str
     x: npt.NDArray[np.floating]
@@ -300,7 +316,12 @@ class LocalMpc:
         self.learnable_names = tuple(definition.learnable_parameters(agent, network))
         self.aug_shape = (len(self.copies), definition.nx, definition.horizon + 1)
         self.problems = {kind: self._build(kind, solver) for kind in ("V", "Q")}
-        self._sensitivity = self._build_sensitivity(self.problems["Q"])
+        self._gradients = {
+            kind: lagrangian_gradient(
+                p.mpc, self.learnable_names, p.p_sym, p.lam_sym, f"local{agent}_d{kind}"
+            )
+            for kind, p in self.problems.items()
+        }
 
     @property
     def V(self) -> Mpc:
@@ -339,18 +360,8 @@ class LocalMpc:
         z = mpc.parameter(ADMM_AVERAGE, x_aug.shape)
         diff = x_aug - z
         mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * self.rho * cs.sumsqr(diff))
-        return _LocalProblem(mpc, solver, [cs.vec(x_aug), u[:, 0], value], f"local{i}_{kind}")
-
-    def _build_sensitivity(self, problem: _LocalProblem) -> cs.Function:
-        nlp = problem.mpc.nlp
-        theta = cs.vvcat([nlp.parameters[n] for n in self.learnable_names])
-        gradient = NlpSensitivity(nlp, theta).jacobian("L-p")
-        return cs.Function(
-            f"local{self.agent}_dQ",
-            [nlp.x, problem.p_sym, problem.lam_sym],
-            [gradient],
-            {"cse": True},
-        )
+        outputs = [cs.vec(x_aug), u[:, 0], value, cost]
+        return _LocalProblem(mpc, solver, outputs, f"local{i}_{kind}")
 
     def pack(self, kind: str, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
         """Pack the parameters that stay fixed during an ADMM solve: the initial state
@@ -375,11 +386,12 @@ class LocalMpc:
         )
         stats = problem.solver.stats()
         x = np.asarray(out["x"]).reshape(-1)
-        x_aug, u0, value = problem.outputs(x, p)
+        x_aug, u0, value, cost = problem.outputs(x, p)
         return LocalSolution(
             x_aug=_from_aug_vector(np.asarray(x_aug).reshape(-1), self.aug_shape),
             u0=np.asarray(u0).reshape(-1),
             value=float(value),
+            cost=float(cost),
             success=bool(stats["success"]),
             status=str(stats["return_status"]),
             x=x,
@@ -387,13 +399,15 @@ class LocalMpc:
             p=p,
         )
 
-    def gradient(self, solution: LocalSolution) -> npt.NDArray[np.floating]:
-        """The gradient of the local Lagrangian of Q w.r.t. the agent's learnable
-        parameters, at ``solution`` (a solution of the Q problem)."""
-        return np.asarray(self._sensitivity(solution.x, solution.p, solution.lam)).reshape(-1)
+    def gradient(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:
+        """The gradient of the local Lagrangian of Q (or V) w.r.t. the agent's learnable
+        parameters, at ``solution`` (a solution of that problem)."""
+        grad = self._gradients[kind](solution.x, solution.p, solution.lam)
+        return np.asarray(grad).reshape(-1)
 
     def dual(self, kind: str, constraint: str, solution: LocalSolution) -> npt.NDArray[np.floating]:
-        """The multipliers of a named constraint (e.g. ``"dyn_0"``) at ``solution``."""
+        """The multipliers of a named constraint (e.g. ``dynamics_name(0)``) at
+        ``solution``."""
         return np.asarray(self.problems[kind].dual_function(constraint)(solution.lam))
 
 

@@ -13,6 +13,7 @@ from csnlp.wrappers import NlpSensitivity
 from example_1 import model
 from example_1.mpc import Example1Mpc
 from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.blocks import dynamics_name
 from marl_dmpc.learning import CentralizedCheck
 from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
 
@@ -80,7 +81,9 @@ def test_admm_equals_centralized(setup, quiet, seed, kind):
     assert abs(result.values.sum() - float(sol.f)) < 1e-6
     for i, (lmpc, lsol) in enumerate(zip(local, result.local, strict=True)):
         np.testing.assert_allclose(
-            lmpc.dual(kind, f"dyn_{i}", lsol), sol.dual_vals[f"lam_g_dyn_{i}"], atol=1e-5
+            lmpc.dual(kind, dynamics_name(i), lsol),
+            sol.dual_vals[f"lam_g_{dynamics_name(i)}"],
+            atol=1e-5,
         )
     np.testing.assert_allclose(
         result.action,
@@ -90,20 +93,35 @@ def test_admm_equals_centralized(setup, quiet, seed, kind):
         atol=1e-6,
     )
 
-    if kind == "Q":  # each agent's local gradient is its block of the centralized one
-        nlp = mpc.nlp
-        names = [n for lm in local for n in lm.learnable_names]
-        theta = cs.vvcat([nlp.parameters[n] for n in names])
-        grad = cs.Function(
-            "g",
-            [nlp.x, nlp.p, cs.vertcat(nlp.lam_g, nlp.lam_h)],
-            [NlpSensitivity(nlp, theta).jacobian("L-p")],
-        )
-        central = np.asarray(grad(sol.x, sol.p, sol.lam_g_and_h)).ravel()
-        local_grads = np.concatenate(
-            [lm.gradient(ls) for lm, ls in zip(local, result.local, strict=True)]
-        )
-        np.testing.assert_allclose(local_grads, central, atol=1e-5)
+    # each agent's local gradient is its block of the centralized one
+    nlp = mpc.nlp
+    names = [n for lm in local for n in lm.learnable_names]
+    theta = cs.vvcat([nlp.parameters[n] for n in names])
+    grad = cs.Function(
+        "g",
+        [nlp.x, nlp.p, cs.vertcat(nlp.lam_g, nlp.lam_h)],
+        [NlpSensitivity(nlp, theta).jacobian("L-p")],
+    )
+    central = np.asarray(grad(sol.x, sol.p, sol.lam_g_and_h)).ravel()
+    local_grads = np.concatenate(
+        [lm.gradient(ls, kind) for lm, ls in zip(local, result.local, strict=True)]
+    )
+    np.testing.assert_allclose(local_grads, central, atol=1e-5)
+
+
+def test_q_at_v_action_is_v_without_perturbation(setup, quiet):
+    """What the learners read off V(s) when a is V's own action: Q(s, a) equals V's cost
+    without the exploration term."""
+    definition, net, local, _ = setup
+    rng = np.random.default_rng(3)
+    state, pars = random_case(definition, net, rng)
+    admm = AdmmCoordinator(net, local, max_iterations=3000, tolerance=1e-10)
+    perturbation = rng.normal(size=3)
+    v = admm.solve("V", agent_parameters(local, pars, state, "V", perturbation))
+    q = admm.solve("Q", agent_parameters(local, pars, state, "Q", v.action))
+    costs = np.array([s.cost for s in v.local])
+    np.testing.assert_allclose(costs.sum(), q.values.sum(), atol=1e-7)
+    np.testing.assert_allclose(v.values - costs, perturbation * v.action, atol=1e-12)
 
 
 def test_release_fixed_iterations_run_exactly_the_cap(setup, quiet):

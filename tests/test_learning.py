@@ -1,73 +1,120 @@
-"""Distributed and centralized learning with the same seed take the same steps."""
+"""Distributed and centralized learning with the same seed take the same steps.
+
+The closed loop amplifies tiny differences: where V's solution puts x_1 on a soft bound,
+u_0 = (bound - ...) / B[0] moves about 30 times as much as the state does, so the
+ADMM's ~1e-11 differences in the states grow to ~1e-6 within 40 to 60 steps (by how much
+depends on the seed). Hence three tests: the closed loop over 40 steps; 100 steps of the
+distributed learner on the centralized run's experience (its states and costs, its own
+actions), which is what "the same learning" means; and, with ``--runslow``, the literal
+100-step closed loop at a tight ADMM tolerance.
+"""
 
 import contextlib
 import io
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from example_1.config import Example1Config
 from example_1.env import CoupledLinearSystemsEnv
 from marl_dmpc.envs import StepRecorder
+from marl_dmpc.learning import AGENT_COSTS
 
 from .helpers import load_example_script
 
 example_1 = load_example_script()
 
+DISTRIBUTED = {"admm_iters": 5000, "admm_tol": 1e-9}
 
-def run(steps, centralized, seed, **overrides):
+
+class AgentCostRecorder(gym.Wrapper):
+    """Keeps the per-agent costs of every step."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.agent_costs = []
+
+    def step(self, action):
+        out = self.env.step(action)
+        self.agent_costs.append(np.array(out[4][AGENT_COSTS]))
+        return out
+
+
+class Replay(gym.Env):
+    """Replays a recorded episode whatever the actions: its states, costs and per-agent
+    costs."""
+
+    def __init__(self, like, states, costs, agent_costs):
+        self.observation_space, self.action_space = like.observation_space, like.action_space
+        self.states, self.costs, self.agent_costs = states, costs, agent_costs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.states[0], {}
+
+    def step(self, action):
+        self.t += 1
+        t = self.t
+        done = t == len(self.costs)
+        info = {AGENT_COSTS: self.agent_costs[t - 1]}
+        return self.states[t], self.costs[t - 1], False, done, info
+
+
+def run(steps, centralized, seed, env=None, **overrides):
     config = Example1Config(steps=steps, seed=seed, centralized=centralized, **overrides)
     with contextlib.redirect_stdout(io.StringIO()):
         learner = example_1.make_learner(config)
-        env = StepRecorder(CoupledLinearSystemsEnv(max_steps=steps))
+        env = StepRecorder(env or CoupledLinearSystemsEnv(max_steps=steps))
         learner.train(env, 1, seed=config.seed)
     return learner, env
 
 
-def compare(steps, seed, check=False):
-    cen, cen_env = run(steps, True, seed)
-    dist, dist_env = run(
-        steps, False, seed, admm_iters=1000, admm_tol=1e-9, check_centralized=check
-    )
+def gaps(cen, dist):
     pc, pd = cen.log.parameter_history(), dist.log.parameter_history()
-    assert pc.keys() == pd.keys()
-    return cen, dist, cen_env, dist_env
-
-
-def test_same_seed_same_learning_until_multipliers_are_not_unique():
-    """Same draws, same TD errors, same updates, step for step, up to the first Q(s, a)
-    whose multipliers are not unique (flagged by the centralized check). Seed 42's first
-    such step comes after 20 regular ones."""
-    cen, dist, cen_env, dist_env = compare(40, seed=42, check=True)
-    assert len(cen.log.td_errors) == len(dist.log.td_errors) == 40
-    dual_error = np.array(dist.log.check["dual_error"])  # V(s0), then Q(s_t, a_t), V(s_t+1)
-    degenerate = np.flatnonzero(dual_error[1::2] > 1e-4)
-    first = int(degenerate[0]) if degenerate.size else 40
-    assert first >= 8, "too few regular steps to compare"
+    assert pc.keys() == pd.keys() and len(pc["b_0"]) == len(pd["b_0"])
     td_c, td_d = np.array(cen.log.td_errors), np.array(dist.log.td_errors)
-    np.testing.assert_allclose(td_d[:first], td_c[:first], atol=1e-6)
-    updates = first // 2  # an update after every 2nd step uses only earlier transitions
-    pc, pd = cen.log.parameter_history(), dist.log.parameter_history()
-    for name in pc:
-        np.testing.assert_allclose(pd[name][: updates + 1], pc[name][: updates + 1], atol=1e-8)
+    assert td_c.shape == td_d.shape
+    return max(np.abs(pc[k] - pd[k]).max() for k in pc), np.abs(td_c - td_d).max()
+
+
+def test_same_seed_same_closed_loop_40_steps():
+    """Same draws, same TD errors, same updates and the same trajectory, step for step;
+    and every ADMM solve's Lagrangian gradient equals the centralized one."""
+    cen, cen_env = run(40, True, seed=42)
+    dist, dist_env = run(40, False, seed=42, check_centralized=True, **DISTRIBUTED)
+    param_gap, td_gap = gaps(cen, dist)
+    assert param_gap < 1e-7 and td_gap < 1e-5
     np.testing.assert_allclose(
-        dist_env.episode_arrays(0)["states"][: first + 1],
-        cen_env.episode_arrays(0)["states"][: first + 1],
-        atol=1e-6,
+        dist_env.episode_arrays(0)["states"], cen_env.episode_arrays(0)["states"], atol=1e-5
     )
-    assert np.abs(pc["f_1"][updates] - pc["f_1"][0]).max() > 0  # learning did happen
+    assert max(dist.log.check["gradient_error"]) < 1e-5
+    assert len(cen.log.parameters["b_0"]) == 21  # an update every 2 steps
+    pc = cen.log.parameter_history()
+    assert np.abs(pc["f_1"][-1] - pc["f_1"][0]).max() > 0  # learning did happen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: Q(s,a) is degenerate when V's solution puts x_1 on its soft bound "
-    "(the first input fixes x_1, so the bound and the slack's sign constraint are both "
-    "active and the multipliers are not unique); ADMM and the centralized solver then "
-    "return different valid multipliers and the runs drift apart (issue 2)",
-)
-def test_same_seed_same_learning_100_steps():
-    cen, dist, *_ = compare(100, seed=42)
-    pc, pd = cen.log.parameter_history(), dist.log.parameter_history()
-    assert max(np.abs(pc[k] - pd[k]).max() for k in pc) < 1e-4
-    td_c, td_d = np.array(cen.log.td_errors), np.array(dist.log.td_errors)
-    assert np.abs(td_c - td_d).max() < 1e-4
+@pytest.mark.parametrize("seed", [42, 3])
+def test_same_experience_same_learning_100_steps(seed):
+    """The distributed learner, fed the states and costs of a centralized run (it takes
+    its own actions), learns the same parameters and computes the same TD errors."""
+    recorder = AgentCostRecorder(CoupledLinearSystemsEnv(max_steps=100))
+    cen, cen_env = run(100, True, seed, env=recorder)
+    episode = cen_env.episode_arrays(0)
+    replay = Replay(recorder, episode["states"], episode["costs"], recorder.agent_costs)
+    dist, dist_env = run(100, False, seed, env=replay, **DISTRIBUTED)
+    actions = dist_env.episode_arrays(0)["actions"]
+    assert np.abs(actions - episode["actions"]).max() < 1e-6  # it chose the same actions
+    param_gap, td_gap = gaps(cen, dist)
+    assert param_gap < 1e-4 and td_gap < 1e-4
+
+
+@pytest.mark.slow
+def test_same_seed_same_closed_loop_100_steps():
+    """The literal 100-step closed loop; it needs ADMM at 1e-11 to keep the trajectories
+    together (measured: parameters 3e-8, TD errors 1e-5 at seed 42)."""
+    cen, _ = run(100, True, seed=42)
+    dist, _ = run(100, False, seed=42, admm_iters=5000, admm_tol=1e-11)
+    param_gap, td_gap = gaps(cen, dist)
+    assert param_gap < 1e-4 and td_gap < 1e-4
