@@ -20,7 +20,7 @@ class Example1Config:
     solver: str = DEFAULT_SOLVER
     # distributed MPC
     rho: float = 0.5
-    admm_iters: int = 100
+    admm_iters: int = 1000
     admm_tol: float = 1e-6
     consensus_iters: int = 100
     check_centralized: bool = False

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import casadi as cs
@@ -32,6 +33,7 @@ from csnlp.wrappers import Mpc, NlpSensitivity
 
 from .blocks import action_name, parameter_name, state_name
 from .network import Network
+from .qp import ActiveSetQp
 from .solvers import solver_setup
 
 __all__ = [
@@ -209,17 +211,35 @@ class LocalSolution:
     x, lam, p : ndarray
         Primal solution, multipliers of the constraints (equalities then inequalities,
         as in csnlp) and the parameter vector the problem was solved with.
+    outputs : casadi.Function
+        ``(x, p) -> (u0, value, cost)``, evaluated on first access of those attributes.
     """
 
     x_aug: npt.NDArray[np.floating]
-    u0: npt.NDArray[np.floating]
-    value: float
-    cost: float
     success: bool
     status: str
     x: npt.NDArray[np.floating]
     lam: npt.NDArray[np.floating]
     p: npt.NDArray[np.floating]
+    outputs: cs.Function = field(repr=False)
+
+    # u0, value and cost are needed only from the last ADMM iteration: computed on demand
+    @cached_property
+    def _outputs(self) -> tuple[npt.NDArray[np.floating], float, float]:
+        u0, value, cost = self.outputs(self.x, self.p)
+        return np.asarray(u0).reshape(-1), float(value), float(cost)
+
+    @property
+    def u0(self) -> npt.NDArray[np.floating]:
+        return self._outputs[0]
+
+    @property
+    def value(self) -> float:
+        return self._outputs[1]
+
+    @property
+    def cost(self) -> float:
+        return self._outputs[2]
 
 
 class _LocalProblem:
@@ -227,7 +247,9 @@ class _LocalProblem:
     ``[static parameters, vec(y), vec(z)]``: the static part is packed once per ADMM
     solve and only ``y`` and ``z`` change between iterations."""
 
-    def __init__(self, mpc: Mpc, solver: str, outputs: list[cs.SX], name: str) -> None:
+    def __init__(
+        self, mpc: Mpc, solver: str, outputs: list[cs.SX], name: str, reuse_active_set: bool
+    ) -> None:
         nlp = mpc.nlp
         pars = nlp.parameters
         self.mpc = mpc
@@ -248,6 +270,22 @@ class _LocalProblem:
         self.ubg = np.zeros(nlp.ng + nlp.nh)
         self.lbx = np.asarray(nlp.lbx, dtype=float).reshape(-1)
         self.ubx = np.asarray(nlp.ubx, dtype=float).reshape(-1)
+        self.qp = (
+            ActiveSetQp(
+                nlp.x,
+                self.p_sym,
+                nlp.f,
+                problem["g"],
+                self.lbg,
+                self.ubg,
+                self.lbx,
+                self.ubx,
+                self.solver,
+                self.n_static,
+            )
+            if kind == "conic" and reuse_active_set
+            else None
+        )
         self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
         self._dual_functions: dict[str, cs.Function] = {}
 
@@ -298,6 +336,9 @@ class LocalMpc:
         The ADMM penalty.
     solver : str, optional
         The solver name (see :mod:`marl_dmpc.solvers`).
+    reuse_active_set : bool, optional
+        With a QP solver, re-solve by re-using the last optimal active set
+        (:class:`~marl_dmpc.qp.ActiveSetQp`), calling the solver only when it changes.
     """
 
     def __init__(
@@ -307,8 +348,10 @@ class LocalMpc:
         agent: int,
         rho: float,
         solver: str = "qpoases",
+        reuse_active_set: bool = True,
     ) -> None:
         self.definition = definition
+        self.reuse_active_set = reuse_active_set
         self.network = network
         self.agent = agent
         self.rho = rho
@@ -360,8 +403,13 @@ class LocalMpc:
         z = mpc.parameter(ADMM_AVERAGE, x_aug.shape)
         diff = x_aug - z
         mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * self.rho * cs.sumsqr(diff))
-        outputs = [cs.vec(x_aug), u[:, 0], value, cost]
-        return _LocalProblem(mpc, solver, outputs, f"local{i}_{kind}")
+        problem = _LocalProblem(
+            mpc, solver, [u[:, 0], value, cost], f"local{i}_{kind}", self.reuse_active_set
+        )
+        # positions of vec(x_aug)'s entries (decision variables) in the primal vector
+        where = cs.Function("where", [nlp.x], [cs.vec(x_aug)])
+        problem.aug_index = np.asarray(where(np.arange(nlp.nx))).reshape(-1).astype(np.intp)
+        return problem
 
     def pack(self, kind: str, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
         """Pack the parameters that stay fixed during an ADMM solve: the initial state
@@ -381,22 +429,24 @@ class LocalMpc:
         :attr:`aug_shape`."""
         problem = self.problems[kind]
         p = np.concatenate((static, _vec_aug(y), _vec_aug(z)))
-        out = problem.solver(
-            p=p, lbx=problem.lbx, ubx=problem.ubx, lbg=problem.lbg, ubg=problem.ubg
-        )
-        stats = problem.solver.stats()
-        x = np.asarray(out["x"]).reshape(-1)
-        x_aug, u0, value, cost = problem.outputs(x, p)
+        if problem.qp is not None:
+            qp = problem.qp.solve(p)
+            x, lam, success, status = qp.x, qp.lam_g, qp.success, qp.status
+        else:
+            out = problem.solver(
+                p=p, lbx=problem.lbx, ubx=problem.ubx, lbg=problem.lbg, ubg=problem.ubg
+            )
+            stats = problem.solver.stats()
+            x, lam = np.asarray(out["x"]).reshape(-1), np.asarray(out["lam_g"]).reshape(-1)
+            success, status = bool(stats["success"]), str(stats["return_status"])
         return LocalSolution(
-            x_aug=_from_aug_vector(np.asarray(x_aug).reshape(-1), self.aug_shape),
-            u0=np.asarray(u0).reshape(-1),
-            value=float(value),
-            cost=float(cost),
-            success=bool(stats["success"]),
-            status=str(stats["return_status"]),
+            x_aug=_from_aug_vector(x[problem.aug_index], self.aug_shape),
+            success=success,
+            status=status,
             x=x,
-            lam=np.asarray(out["lam_g"]).reshape(-1),
+            lam=lam,
             p=p,
+            outputs=problem.outputs,
         )
 
     def gradient(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:

@@ -9,11 +9,13 @@ the file's ``status`` says how the run ended.
 from __future__ import annotations
 
 import dataclasses
+import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from mpcrl import MpcSolverError
 
 from .cli import TrainingProgress
@@ -36,7 +38,12 @@ class RunOutcome:
 
 
 def training_result(
-    learner: Learner, env: StepRecorder, config: Any, wall_time_s: float, status: str
+    learner: Learner,
+    env: StepRecorder,
+    config: Any,
+    wall_time_s: float,
+    status: str,
+    step_times_s: npt.ArrayLike = (),
 ) -> dict[str, Any]:
     """The result dict of a training run (see README.md, "Result files")."""
     log = learner.log
@@ -60,6 +67,8 @@ def training_result(
         "updates": len(next(iter(log.parameters.values()), [None])) - 1,
         "wall_time_s": wall_time_s,
         "ms_per_step": 1e3 * wall_time_s / steps if steps else float("nan"),
+        "step_times_s": np.asarray(step_times_s, dtype=float),
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": versions(),
     }
 
@@ -77,14 +86,20 @@ def train_and_save(
     """Train, then write the result to ``out`` whatever happened."""
     status, message = "completed", ""
     start = time.perf_counter()
+    ends = [start]
     with TrainingProgress(total_steps, lambda: env.last_cost, progress) as bar:
+
+        def on_step(td_error: float) -> None:
+            ends.append(time.perf_counter())
+            bar(td_error)
+
         try:
-            learner.train(env, episodes, seed=seed, callback=bar)
+            learner.train(env, episodes, seed=seed, callback=on_step)
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by the user"
         except MpcSolverError as err:
             status, message = "failed", f"an MPC could not be solved: {err}"
     wall = time.perf_counter() - start
-    result = training_result(learner, env, config, wall, status)
+    result = training_result(learner, env, config, wall, status, np.diff(ends))
     save_result(out, result)
     return RunOutcome(status, out, message, result)
