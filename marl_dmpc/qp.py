@@ -30,6 +30,23 @@ from scipy.linalg import lapack
 KKT_TOLERANCE = 1e-9
 
 
+@dataclass(frozen=True)
+class _ActiveSet:
+    """The cached KKT data of one active set (see :meth:`ActiveSetQp._factor`)."""
+
+    inverse: npt.NDArray[np.floating]
+    check: npt.NDArray[np.floating] | None  # the KKT matrix when inverse is a pseudo-inverse
+    W: npt.NDArray[np.intp]
+    B: npt.NDArray[np.intp]
+    F: npt.NDArray[np.intp]
+    status_W: npt.NDArray[np.int8]
+    status_B: npt.NDArray[np.int8]
+    H_FB: npt.NDArray[np.floating]
+    H_B: npt.NDArray[np.floating]
+    A_W: npt.NDArray[np.floating]
+    A_WB: npt.NDArray[np.floating]
+
+
 @dataclass
 class QpSolution:
     """Primal solution ``x``, constraint multipliers ``lam_g`` (CasADi's convention:
@@ -94,8 +111,8 @@ class ActiveSetQp:
         self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
         self.n, self.m = w.numel(), g.numel()
         self._fixed: npt.NDArray[np.floating] | None = None
-        # per active set: the KKT inverse (None: singular), the active rows, their status
-        self._kkt: dict[bytes, tuple | None] = {}
+        # per active set: its KKT data
+        self._kkt: dict[bytes, _ActiveSet] = {}
         self._active: npt.NDArray[np.int8] | None = None
         #: Counts of solves answered from an active set and by the fallback solver.
         self.stats = {"reused": 0, "solver": 0, "factorizations": 0}
@@ -118,46 +135,73 @@ class ActiveSetQp:
 
     # ------------------------------------------------------------- active set
     # status per row of [constraints, bounds]: 0 inactive, 1 at lower, 2 at upper,
-    # 3 equality (lower == upper)
-    def _factor(self, active: npt.NDArray[np.int8]) -> tuple | None:
+    # 3 equality (lower == upper). Variables at a bound are eliminated: the KKT system is
+    # over the free variables F and the active constraints W only.
+    def _factor(self, active: npt.NDArray[np.int8]) -> _ActiveSet:
         key = active.tobytes()
         if key not in self._kkt:
-            rows = np.flatnonzero(active)
-            C = np.vstack((self._A, np.eye(self.n)))[rows]
-            k = len(rows)
-            K = np.block([[self._H, C.T], [C, np.zeros((k, k))]])
             self.stats["factorizations"] += 1
-            self._kkt[key] = None
+            m = self.m
+            W = np.flatnonzero(active[:m])
+            B = np.flatnonzero(active[m:])
+            F = np.flatnonzero(active[m:] == 0)
+            A_WF = self._A[np.ix_(W, F)]
+            k = len(W)
+            K = np.block([[self._H[np.ix_(F, F)], A_WF.T], [A_WF, np.zeros((k, k))]])
             lu, pivots, info = lapack.dgetrf(K)
-            if info == 0:
-                rcond, _ = lapack.dgecon(lu, np.abs(K).sum(axis=0).max(), norm="1")
-                if rcond > 1e-12:
-                    inverse, info = lapack.dgetri(lu, pivots)
-                    if info == 0:
-                        self._kkt[key] = (inverse, rows, active[rows])
+            inverse, check = None, None
+            if info == 0 and lapack.dgecon(lu, np.abs(K).sum(axis=0).max())[0] > 1e-12:
+                inverse, info = lapack.dgetri(lu, pivots)
+                inverse = inverse if info == 0 else None
+            if inverse is None:
+                # dependent active rows (e.g., a fixed input at its bound): the least-norm
+                # solution, kept only where the system is consistent (checked per solve)
+                inverse, check = np.linalg.pinv(K, rcond=1e-10), K
+            self._kkt[key] = _ActiveSet(
+                inverse=inverse,
+                check=check,
+                W=W,
+                B=B,
+                F=F,
+                status_W=active[W],
+                status_B=active[m + B],
+                H_FB=self._H[np.ix_(F, B)],
+                H_B=self._H[B],
+                A_W=self._A[W],
+                A_WB=self._A[np.ix_(W, B)],
+            )
         return self._kkt[key]
 
     def _try(self, active: npt.NDArray[np.int8], g: npt.NDArray[np.floating]) -> QpSolution | None:
-        factor = self._factor(active)
-        if factor is None:
-            return None
-        inverse, rows, status = factor
-        values = np.where(status == 2, self._upper[rows], self._lower[rows])
-        n = self.n
-        sol = inverse @ np.concatenate((-g, values))
-        w, lam = sol[:n], sol[n:]
-        if np.any(lam[status == 1] > KKT_TOLERANCE) or np.any(lam[status == 2] < -KKT_TOLERANCE):
-            return None
-        values_all = np.concatenate((self._A @ w, w))
-        tol = KKT_TOLERANCE * (1.0 + np.abs(values_all))
-        inactive = active == 0
-        if np.any(inactive & (values_all < self._lower - tol)) or np.any(
-            inactive & (values_all > self._upper + tol)
+        s = self._factor(active)
+        m, tol = self.m, KKT_TOLERANCE
+        w_B = np.where(s.status_B == 2, self.ubx[s.B], self.lbx[s.B])
+        d_W = np.where(s.status_W == 2, self._upper[s.W], self._lower[s.W])
+        rhs = np.concatenate((-(g[s.F] + s.H_FB @ w_B), d_W - s.A_WB @ w_B))
+        sol = s.inverse @ rhs
+        if s.check is not None and np.abs(s.check @ sol - rhs).max() > tol * (
+            1.0 + np.abs(rhs).max()
         ):
             return None
-        multipliers = np.zeros(self.m + n)
-        multipliers[rows] = lam
-        return QpSolution(w, multipliers[: self.m], True, "active set re-used")
+        nf = len(s.F)
+        lam_W = sol[nf:]
+        w = np.empty(self.n)
+        w[s.F], w[s.B] = sol[:nf], w_B
+        lam_B = -(s.H_B @ w + g[s.B] + s.A_W[:, s.B].T @ lam_W) if len(s.B) else lam_W[:0]
+        lam = np.concatenate((lam_W, lam_B))
+        status = np.concatenate((s.status_W, s.status_B))
+        if np.any(lam[status == 1] > tol) or np.any(lam[status == 2] < -tol):
+            return None
+        values_all = np.concatenate((self._A @ w, w))
+        margin = tol * (1.0 + np.abs(values_all))
+        inactive = active == 0
+        if np.any(inactive & (values_all < self._lower - margin)) or np.any(
+            inactive & (values_all > self._upper + margin)
+        ):
+            return None
+        lam_g = np.zeros(m)
+        lam_g[s.W] = lam_W
+        return QpSolution(w, lam_g, True, "active set re-used")
 
     def _active_set(
         self, lam_g: npt.NDArray[np.floating], lam_x: npt.NDArray[np.floating]
