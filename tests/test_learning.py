@@ -5,8 +5,8 @@ u_0 = (bound - ...) / B[0] moves about 30 times as much as the state does, so th
 ADMM's ~1e-11 differences in the states grow to ~1e-6 within 40 to 60 steps (by how much
 depends on the seed). Hence three tests: the closed loop over 40 steps; 100 steps of the
 distributed learner on the centralized run's experience (its states and costs, its own
-actions), which is what "the same learning" means; and, with ``--runslow``, the literal
-100-step closed loop at a tight ADMM tolerance.
+actions), which is what "the same learning" means; and the literal 100-step closed loop,
+which needs a tight ADMM tolerance.
 """
 
 import contextlib
@@ -110,7 +110,6 @@ def test_same_experience_same_learning_100_steps(seed):
     assert param_gap < 1e-4 and td_gap < 1e-4
 
 
-@pytest.mark.slow
 def test_same_seed_same_closed_loop_100_steps():
     """The literal 100-step closed loop; it needs ADMM at 1e-11 to keep the trajectories
     together (measured: parameters 3e-8, TD errors 1e-5 at seed 42)."""
