@@ -63,9 +63,9 @@ class LocalMpcDefinition(ABC):
     """One agent's learnable MPC, as an example specifies it.
 
     Subclasses set :attr:`nx`, :attr:`nu`, :attr:`horizon` and :attr:`discount`, and
-    implement :meth:`learnable_parameters`,
-    :meth:`action_bounds` and :meth:`build`. Parameter names returned by the methods must
-    be global (:func:`parameter_name`). :meth:`build` writes the dynamics with
+    implement :meth:`learnable_parameters`, :meth:`action_bounds` and :meth:`build`.
+    Parameter names returned by the methods must be global (:func:`parameter_name`).
+    :meth:`build` writes the dynamics with
     :func:`~marl_dmpc.blocks.add_dynamics` and every softened state bound with
     :func:`~marl_dmpc.blocks.add_soft_bounds`.
     """
@@ -248,9 +248,18 @@ class _LocalProblem:
     solve and only ``y`` and ``z`` change between iterations."""
 
     def __init__(
-        self, mpc: Mpc, solver: str, outputs: list[cs.SX], name: str, reuse_active_set: bool
+        self,
+        mpc: Mpc,
+        solver: str,
+        x_aug: cs.SX,
+        outputs: list[cs.SX],
+        name: str,
+        reuse_active_set: bool,
     ) -> None:
         nlp = mpc.nlp
+        # positions of vec(x_aug)'s entries (decision variables) in the primal vector
+        where = cs.Function("where", [nlp.x], [cs.vec(x_aug)])
+        self.aug_index = np.asarray(where(np.arange(nlp.nx))).reshape(-1).astype(np.intp)
         pars = nlp.parameters
         self.mpc = mpc
         self.static_names = tuple(n for n in pars if n not in (ADMM_DUAL, ADMM_AVERAGE))
@@ -403,13 +412,8 @@ class LocalMpc:
         z = mpc.parameter(ADMM_AVERAGE, x_aug.shape)
         diff = x_aug - z
         mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * self.rho * cs.sumsqr(diff))
-        problem = _LocalProblem(
-            mpc, solver, [u[:, 0], value, cost], f"local{i}_{kind}", self.reuse_active_set
-        )
-        # positions of vec(x_aug)'s entries (decision variables) in the primal vector
-        where = cs.Function("where", [nlp.x], [cs.vec(x_aug)])
-        problem.aug_index = np.asarray(where(np.arange(nlp.nx))).reshape(-1).astype(np.intp)
-        return problem
+        outputs = [u[:, 0], value, cost]
+        return _LocalProblem(mpc, solver, x_aug, outputs, f"local{i}_{kind}", self.reuse_active_set)
 
     def pack(self, kind: str, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
         """Pack the parameters that stay fixed during an ADMM solve: the initial state
