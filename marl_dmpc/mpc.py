@@ -33,7 +33,7 @@ from csnlp.wrappers import Mpc, NlpSensitivity
 
 from .blocks import action_name, parameter_name, state_name
 from .network import Network
-from .qp import ActiveSetQp
+from .qp import ActiveSetQp, DirectSolve
 from .solvers import solver_setup
 
 __all__ = [
@@ -274,27 +274,17 @@ class _LocalProblem:
         plugin, kind, opts = solver_setup(solver)
         problem = {"x": nlp.x, "p": self.p_sym, "f": nlp.f, "g": cs.vertcat(nlp.g, nlp.h)}
         make = cs.qpsol if kind == "conic" else cs.nlpsol
-        self.solver = make(f"{name}_solver", plugin, problem, opts)
-        self.lbg = np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf)))
-        self.ubg = np.zeros(nlp.ng + nlp.nh)
-        self.lbx = np.asarray(nlp.lbx, dtype=float).reshape(-1)
-        self.ubx = np.asarray(nlp.ubx, dtype=float).reshape(-1)
-        self.qp = (
-            ActiveSetQp(
-                nlp.x,
-                self.p_sym,
-                nlp.f,
-                problem["g"],
-                self.lbg,
-                self.ubg,
-                self.lbx,
-                self.ubx,
-                self.solver,
-                self.n_static,
-            )
-            if kind == "conic" and reuse_active_set
-            else None
+        solve = DirectSolve(
+            make(f"{name}_solver", plugin, problem, opts),
+            lbg=np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf))),
+            ubg=np.zeros(nlp.ng + nlp.nh),
+            lbx=nlp.lbx,
+            ubx=nlp.ubx,
         )
+        if kind == "conic" and reuse_active_set:
+            solve = ActiveSetQp(nlp.x, self.p_sym, nlp.f, problem["g"], solve, self.n_static)
+        #: ``solver.solve(p) -> QpSolution``, re-using active sets where it can
+        self.solver: DirectSolve | ActiveSetQp = solve
         self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
         self._dual_functions: dict[str, cs.Function] = {}
 
@@ -433,22 +423,13 @@ class LocalMpc:
         :attr:`aug_shape`."""
         problem = self.problems[kind]
         p = np.concatenate((static, _vec_aug(y), _vec_aug(z)))
-        if problem.qp is not None:
-            qp = problem.qp.solve(p)
-            x, lam, success, status = qp.x, qp.lam_g, qp.success, qp.status
-        else:
-            out = problem.solver(
-                p=p, lbx=problem.lbx, ubx=problem.ubx, lbg=problem.lbg, ubg=problem.ubg
-            )
-            stats = problem.solver.stats()
-            x, lam = np.asarray(out["x"]).reshape(-1), np.asarray(out["lam_g"]).reshape(-1)
-            success, status = bool(stats["success"]), str(stats["return_status"])
+        sol = problem.solver.solve(p)
         return LocalSolution(
-            x_aug=_from_aug_vector(x[problem.aug_index], self.aug_shape),
-            success=success,
-            status=status,
-            x=x,
-            lam=lam,
+            x_aug=_from_aug_vector(sol.x[problem.aug_index], self.aug_shape),
+            success=sol.success,
+            status=sol.status,
+            x=sol.x,
+            lam=sol.lam_g,
             p=p,
             outputs=problem.outputs,
         )

@@ -41,27 +41,60 @@ class _ActiveSet:
     F: npt.NDArray[np.intp]
     status_W: npt.NDArray[np.int8]
     status_B: npt.NDArray[np.int8]
+    at_lower: npt.NDArray[np.bool_]  # over the multipliers [lam_W, lam_B]
+    at_upper: npt.NDArray[np.bool_]
+    inactive: npt.NDArray[np.bool_]  # over the rows [constraints, bounds]
     H_FB: npt.NDArray[np.floating]
     H_B: npt.NDArray[np.floating]
-    A_W: npt.NDArray[np.floating]
     A_WB: npt.NDArray[np.floating]
 
 
 @dataclass
 class QpSolution:
     """Primal solution ``x``, constraint multipliers ``lam_g`` (CasADi's convention:
-    positive at an active upper bound), and the solver's verdict."""
+    positive at an active upper bound), the solver's verdict, and the bound multipliers
+    ``lam_x`` when the solver returned them."""
 
     x: npt.NDArray[np.floating]
     lam_g: npt.NDArray[np.floating]
     success: bool
     status: str
+    lam_x: npt.NDArray[np.floating] | None = None
+
+
+class DirectSolve:
+    """Calls a CasADi solver (``qpsol`` or ``nlpsol``) with fixed bounds, every time."""
+
+    def __init__(
+        self,
+        solver: cs.Function,
+        lbg: npt.ArrayLike,
+        ubg: npt.ArrayLike,
+        lbx: npt.ArrayLike,
+        ubx: npt.ArrayLike,
+    ) -> None:
+        self.solver = solver
+        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
+        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
+        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
+        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
+
+    def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
+        out = self.solver(p=p, lbx=self.lbx, ubx=self.ubx, lbg=self.lbg, ubg=self.ubg)
+        stats = self.solver.stats()
+        return QpSolution(
+            np.asarray(out["x"]).reshape(-1),
+            np.asarray(out["lam_g"]).reshape(-1),
+            bool(stats["success"]),
+            str(stats["return_status"]),
+            np.asarray(out["lam_x"]).reshape(-1),
+        )
 
 
 class ActiveSetQp:
     """A convex QP ``min f(w, p)`` s.t. ``lbg <= g(w, p) <= ubg``, ``lbx <= w <= ubx``
     (``f`` quadratic, ``g`` affine in ``w``), solved by active-set re-use with
-    ``solver`` (a CasADi ``qpsol``) as the fallback.
+    ``fallback`` (a :class:`DirectSolve` of the same problem) when that fails.
 
     Parameters
     ----------
@@ -69,10 +102,8 @@ class ActiveSetQp:
         Decision variables and parameters.
     f, g : casadi.SX
         Cost and constraints.
-    lbg, ubg, lbx, ubx : array_like
-        Constant bounds.
-    solver : casadi.Function
-        The QP solver for the same problem.
+    fallback : DirectSolve
+        The QP solver for the same problem, with its (constant) bounds.
     n_fixed : int
         The first ``n_fixed`` parameters change only between re-solves of a series (the
         matrices may depend on them); the others enter the cost's linear term only.
@@ -84,11 +115,7 @@ class ActiveSetQp:
         p: cs.SX,
         f: cs.SX,
         g: cs.SX,
-        lbg: npt.ArrayLike,
-        ubg: npt.ArrayLike,
-        lbx: npt.ArrayLike,
-        ubx: npt.ArrayLike,
-        solver: cs.Function,
+        fallback: DirectSolve,
         n_fixed: int,
     ) -> None:
         zero = cs.DM.zeros(w.shape)
@@ -103,12 +130,10 @@ class ActiveSetQp:
         if cs.depends_on(slope, p):
             raise ValueError("the cost's linear term must be affine in p[n_fixed:]")
         self._linear_slope = np.asarray(cs.evalf(slope))
-        self._solver = solver
+        self._fallback = fallback
         self._n_fixed = n_fixed
-        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
-        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
-        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
-        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
+        self.lbg, self.ubg = fallback.lbg, fallback.ubg
+        self.lbx, self.ubx = fallback.lbx, fallback.ubx
         self.n, self.m = w.numel(), g.numel()
         self._fixed: npt.NDArray[np.floating] | None = None
         # per active set: its KKT data
@@ -157,6 +182,7 @@ class ActiveSetQp:
                 # dependent active rows (e.g., a fixed input at its bound): the least-norm
                 # solution, kept only where the system is consistent (checked per solve)
                 inverse, check = np.linalg.pinv(K, rcond=1e-10), K
+            status = np.concatenate((active[W], active[m + B]))
             self._kkt[key] = _ActiveSet(
                 inverse=inverse,
                 check=check,
@@ -165,9 +191,11 @@ class ActiveSetQp:
                 F=F,
                 status_W=active[W],
                 status_B=active[m + B],
+                at_lower=status == 1,
+                at_upper=status == 2,
+                inactive=active == 0,
                 H_FB=self._H[np.ix_(F, B)],
                 H_B=self._H[B],
-                A_W=self._A[W],
                 A_WB=self._A[np.ix_(W, B)],
             )
         return self._kkt[key]
@@ -187,16 +215,14 @@ class ActiveSetQp:
         lam_W = sol[nf:]
         w = np.empty(self.n)
         w[s.F], w[s.B] = sol[:nf], w_B
-        lam_B = -(s.H_B @ w + g[s.B] + s.A_W[:, s.B].T @ lam_W) if len(s.B) else lam_W[:0]
+        lam_B = -(s.H_B @ w + g[s.B] + s.A_WB.T @ lam_W)
         lam = np.concatenate((lam_W, lam_B))
-        status = np.concatenate((s.status_W, s.status_B))
-        if np.any(lam[status == 1] > tol) or np.any(lam[status == 2] < -tol):
+        if np.any(lam[s.at_lower] > tol) or np.any(lam[s.at_upper] < -tol):
             return None
         values_all = np.concatenate((self._A @ w, w))
         margin = tol * (1.0 + np.abs(values_all))
-        inactive = active == 0
-        if np.any(inactive & (values_all < self._lower - margin)) or np.any(
-            inactive & (values_all > self._upper + margin)
+        if np.any(s.inactive & (values_all < self._lower - margin)) or np.any(
+            s.inactive & (values_all > self._upper + margin)
         ):
             return None
         lam_g = np.zeros(m)
@@ -222,12 +248,7 @@ class ActiveSetQp:
                 self.stats["reused"] += 1
                 return solution
         self.stats["solver"] += 1
-        out = self._solver(p=p, lbx=self.lbx, ubx=self.ubx, lbg=self.lbg, ubg=self.ubg)
-        stats = self._solver.stats()
-        lam_g = np.asarray(out["lam_g"]).reshape(-1)
-        success = bool(stats["success"])
-        if success:
-            self._active = self._active_set(lam_g, np.asarray(out["lam_x"]).reshape(-1))
-        return QpSolution(
-            np.asarray(out["x"]).reshape(-1), lam_g, success, str(stats["return_status"])
-        )
+        solution = self._fallback.solve(p)
+        if solution.success:
+            self._active = self._active_set(solution.lam_g, solution.lam_x)
+        return solution

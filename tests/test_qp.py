@@ -3,7 +3,7 @@
 import casadi as cs
 import numpy as np
 
-from marl_dmpc.qp import ActiveSetQp
+from marl_dmpc.qp import ActiveSetQp, DirectSolve
 
 
 def test_active_set_reuse_matches_the_solver(quiet):
@@ -23,7 +23,7 @@ def test_active_set_reuse_matches_the_solver(quiet):
     qp = {"x": w, "p": p, "f": f, "g": g}
     solver = cs.qpsol("s", "qpoases", qp, {"printLevel": "none"})
     reference = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})
-    fast = ActiveSetQp(w, p, f, g, lbg, ubg, lbx, ubx, solver, n_fixed=2)
+    fast = ActiveSetQp(w, p, f, g, DirectSolve(solver, lbg, ubg, lbx, ubx), n_fixed=2)
     linear = rng.normal(size=n)
     for k in range(60):
         fix = np.array([0.3, 0.1]) if k < 30 else np.array([-0.2, 0.4])
