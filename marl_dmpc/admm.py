@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from .mpc import LocalMpc, LocalSolution
 from .network import Network
+from .qp import AffineRegion
 
 
 @dataclass
@@ -107,22 +108,37 @@ class AdmmCoordinator:
         self.tolerance = tolerance
         d = local_mpcs[0].definition
         self._traj_shape = (d.nx, d.horizon + 1)
-        # for each agent j: (holder, position of j in the holder's x_aug)
-        self._holders = [
-            [(h, network.copies(h).index(j)) for h in network.holders(j)]
-            for j in range(network.n_agents)
+        # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
+        # z_i of z are vectors in the local problem's layout (LocalSolution.x_aug), and
+        # index[i] gives the entry of z under each of their entries
+        nx, cols = self._traj_shape
+        self._index = []
+        for i in range(network.n_agents):
+            copies = np.asarray(network.copies(i))
+            k, c, s = np.meshgrid(
+                np.arange(cols), np.arange(len(copies)), np.arange(nx), indexing="ij"
+            )
+            self._index.append(((copies[c] * nx + s) * cols + k).reshape(-1))
+        ends = np.cumsum([len(index) for index in self._index])
+        self._slices = [
+            slice(end - len(index), end) for end, index in zip(ends, self._index, strict=True)
         ]
-        self._copy_index = [np.array(network.copies(i)) for i in range(network.n_agents)]
+        self._all_index = np.concatenate(self._index)
+        self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols)
         self.reset()
 
     def reset(self) -> None:
         """Forget the warm start: ``y = 0`` and ``z = 0``."""
-        n = self.network.n_agents
-        self.z = np.zeros((n, *self._traj_shape))
-        self.y = [np.zeros((len(c), *self._traj_shape)) for c in self._copy_index]
+        self.z = np.zeros(self.network.n_agents * int(np.prod(self._traj_shape)))
+        self.y = np.zeros(len(self._all_index))
 
     def solve(self, kind: str, parameters: Sequence[dict[str, Any]]) -> AdmmResult:
         """Solve the network's V (``kind="V"``) or Q (``kind="Q"``) problem.
+
+        Where an agent's local problem keeps its optimal active set from one iteration
+        to the next, its solution is the affine map of :meth:`LocalMpc.region` (one
+        matrix-vector product); otherwise (first iteration, active-set change, other
+        solvers) the local problem is solved.
 
         Parameters
         ----------
@@ -132,31 +148,42 @@ class AdmmCoordinator:
             Every agent's parameter values for :meth:`LocalMpc.solve`.
         """
         rho, z, y = self.rho, self.z, self.y
-        static = [mpc.pack(kind, parameters[i]) for i, mpc in enumerate(self.local_mpcs)]
+        mpcs, slices, index = self.local_mpcs, self._slices, self._index
+        n = len(mpcs)
+        static = [mpc.pack(kind, parameters[i]) for i, mpc in enumerate(mpcs)]
+        regions: list[AffineRegion | None] = [None] * n
+        solved: list[LocalSolution | None] = [None] * n  # solved at the last iteration
         primal_res: list[float] = []
         dual_res: list[float] = []
-        converged = False
-        local: list[LocalSolution] = []
+        converged = failed = False
+        x = np.empty_like(y)
         for _ in range(self.max_iterations):
-            local = [
-                mpc.solve(kind, static[i], y[i], z[self._copy_index[i]])
-                for i, mpc in enumerate(self.local_mpcs)
-            ]
-            if not all(s.success for s in local):
+            # the local problems' linear terms on x_aug move by y - rho z
+            d = y - rho * z[self._all_index]
+            for i in range(n):
+                region = regions[i]
+                xi = None if region is None else region.evaluate(d[slices[i]])
+                if xi is None:
+                    solution = solved[i] = mpcs[i].solve(kind, static[i], y[slices[i]], z[index[i]])
+                    failed = not solution.success
+                    if failed:
+                        break
+                    xi = solution.x_aug
+                    regions[i] = mpcs[i].region(kind)
+                else:
+                    solved[i] = None
+                x[slices[i]] = xi
+            if failed:
                 break
-            z_new = np.empty_like(z)
-            for j, holders in enumerate(self._holders):
-                z_new[j] = np.mean([local[h].x_aug[p] for h, p in holders], axis=0)
-            primal_sq = dual_sq = 0.0
-            for i, sol in enumerate(local):
-                zi = z_new[self._copy_index[i]]
-                r = sol.x_aug - zi
-                y[i] += rho * r
-                primal_sq += float(np.sum(r * r))
-                dual_sq += float(np.sum((zi - z[self._copy_index[i]]) ** 2))
+            z_new = np.bincount(self._all_index, weights=x, minlength=len(z)) / self._counts
+            z_views = z_new[self._all_index]
+            r = x - z_views
+            y_prev, z_prev = y, z
+            y = y + rho * r
             z = z_new
-            primal_res.append(np.sqrt(primal_sq))
-            dual_res.append(rho * np.sqrt(dual_sq))
+            primal_res.append(float(np.sqrt(r @ r)))
+            dz = z_views - z_prev[self._all_index]
+            dual_res.append(rho * float(np.sqrt(dz @ dz)))
             if (
                 self.tolerance > 0
                 and primal_res[-1] <= self.tolerance
@@ -164,6 +191,15 @@ class AdmmCoordinator:
             ):
                 converged = True
                 break
+        if not failed:  # the local solutions of the last iteration, from its y and z
+            y_last, z_last = (y_prev, z_prev) if primal_res else (y, z)
+        else:
+            y_last, z_last = y, z
+        local = [
+            solved[i] or mpcs[i].solve(kind, static[i], y_last[slices[i]], z_last[index[i]])
+            for i in range(n)
+        ]
+        self.y = y
         self.z = z
         return AdmmResult(
             local=local,

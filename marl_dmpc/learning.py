@@ -60,6 +60,7 @@ from .mpc import (
     state_name,
 )
 from .network import Network
+from .threads import single_threaded_blas
 
 #: Key of the per-agent stage costs in the ``info`` dict returned by an env's ``step``.
 AGENT_COSTS = "agent_costs"
@@ -433,11 +434,12 @@ class DistributedQLearning:
         self.exploration.reset(rng)
         self.experience.reset(rng)
         returns = np.zeros(episodes)
-        for episode in range(episodes):
-            state, _ = env.reset(seed=mk_seed(rng))
-            returns[episode] = self._train_episode(env, state, callback)
-            if self.update_strategy.hook == "on_episode_end":
-                self._maybe_update()
+        with single_threaded_blas():
+            for episode in range(episodes):
+                state, _ = env.reset(seed=mk_seed(rng))
+                returns[episode] = self._train_episode(env, state, callback)
+                if self.update_strategy.hook == "on_episode_end":
+                    self._maybe_update()
         return returns
 
     def _train_episode(
@@ -581,7 +583,8 @@ class CentralizedQLearning(LstdQLearningAgent):
     ) -> npt.NDArray[np.floating]:
         self.callback = callback
         try:
-            return super().train(env, episodes, seed, **kwargs)
+            with single_threaded_blas():
+                return super().train(env, episodes, seed, **kwargs)
         finally:
             self.log.td_errors = [float(td) for td in self.td_errors or []]
 

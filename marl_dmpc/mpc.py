@@ -33,7 +33,7 @@ from csnlp.wrappers import Mpc, NlpSensitivity
 
 from .blocks import action_name, parameter_name, state_name
 from .network import Network
-from .qp import ActiveSetQp, DirectSolve
+from .qp import ActiveSetQp, AffineRegion, DirectSolve
 from .solvers import solver_setup
 
 __all__ = [
@@ -193,9 +193,10 @@ class LocalSolution:
 
     Attributes
     ----------
-    x_aug : ndarray, shape (m, nx, N + 1)
-        The agent's own predicted trajectory followed by its copies of its neighbours'
-        (``m = 1 + number of neighbours``).
+    x_aug : ndarray, shape (m * nx * (N + 1),)
+        The agent's own predicted trajectory and its copies of its neighbours'
+        (``m = 1 + number of neighbours``), as the column-major ``vec`` of the
+        ``(m * nx, N + 1)`` matrix stacking them (the layout of ``y`` and ``z``).
     u0 : ndarray, shape (nu,)
         The first input.
     value : float
@@ -282,7 +283,9 @@ class _LocalProblem:
             ubx=nlp.ubx,
         )
         if kind == "conic" and reuse_active_set:
-            solve = ActiveSetQp(nlp.x, self.p_sym, nlp.f, problem["g"], solve, self.n_static)
+            solve = ActiveSetQp(
+                nlp.x, self.p_sym, nlp.f, problem["g"], solve, self.n_static, self.aug_index
+            )
         #: ``solver.solve(p) -> QpSolution``, re-using active sets where it can
         self.solver: DirectSolve | ActiveSetQp = solve
         self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
@@ -419,13 +422,13 @@ class LocalMpc:
         z: npt.NDArray[np.floating],
     ) -> LocalSolution:
         """Solve the local V (``kind="V"``) or Q (``kind="Q"``) problem for the packed
-        ``static`` parameters (:meth:`pack`) and ADMM variables ``y``, ``z`` of shape
-        :attr:`aug_shape`."""
+        ``static`` parameters (:meth:`pack`) and ADMM variables ``y``, ``z`` (vectors in
+        the layout of :attr:`LocalSolution.x_aug`)."""
         problem = self.problems[kind]
-        p = np.concatenate((static, _vec_aug(y), _vec_aug(z)))
+        p = np.concatenate((static, y, z))
         sol = problem.solver.solve(p)
         return LocalSolution(
-            x_aug=_from_aug_vector(sol.x[problem.aug_index], self.aug_shape),
+            x_aug=sol.x[problem.aug_index],
             success=sol.success,
             status=sol.status,
             x=sol.x,
@@ -433,6 +436,15 @@ class LocalMpc:
             p=p,
             outputs=problem.outputs,
         )
+
+    def region(self, kind: str) -> AffineRegion | None:
+        """The affine map ``y - rho z -> x_aug`` (the moving part of the local cost's
+        linear term on ``x_aug``) of the local problem's last optimal active set, for the
+        static parameters of its last :meth:`solve`; ``None`` if the solver does not
+        re-use active sets or the active set is degenerate. See
+        :meth:`~marl_dmpc.qp.ActiveSetQp.region`."""
+        solver = self.problems[kind].solver
+        return solver.region() if isinstance(solver, ActiveSetQp) else None
 
     def gradient(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:
         """The gradient of the local Lagrangian of Q (or V) w.r.t. the agent's learnable
@@ -444,17 +456,3 @@ class LocalMpc:
         """The multipliers of a named constraint (e.g. ``dynamics_name(0)``) at
         ``solution``."""
         return np.asarray(self.problems[kind].dual_function(constraint)(solution.lam))
-
-
-def _vec_aug(a: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-    """``(m, nx, N+1)`` -> ``vec`` (column-major) of the ``(m * nx, N+1)`` matrix."""
-    m, nx, cols = a.shape
-    return a.reshape(m * nx, cols).reshape(-1, order="F")
-
-
-def _from_aug_vector(
-    v: npt.NDArray[np.floating], shape: tuple[int, int, int]
-) -> npt.NDArray[np.floating]:
-    """Column-major ``vec(x_aug)`` -> ``(m, nx, N+1)``."""
-    m, nx, cols = shape
-    return v.reshape(cols, m * nx).T.reshape(m, nx, cols)

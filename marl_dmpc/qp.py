@@ -9,33 +9,110 @@ active set the QP's solution is the solution of one linear (KKT) system::
     [C  0  ] [lam] = [ d]
 
 with ``C`` the active rows (equalities, active constraints and active variable bounds)
-and ``d`` their bound values. :class:`ActiveSetQp` keeps the inverse of that matrix per
-active set and, for new data, first tries the last optimal active set: if the resulting
-point is feasible and its multipliers have the right signs, it satisfies the KKT
-conditions, so it *is* the optimum (the QP is convex). Otherwise the wrapped solver
-(e.g., qpOASES) solves the QP and its active set is cached. The answer is the QP's
-optimum either way; only the cost changes.
+and ``d`` their bound values. :class:`ActiveSetQp` keeps the LU factors of that matrix
+per active set and, for new data, first tries the last optimal active set: if the
+resulting point is feasible and its multipliers have the right signs, it satisfies the
+KKT conditions, so it *is* the optimum (the QP is convex). If not, primal-dual
+active-set steps follow (rows whose multiplier has the wrong sign leave the set,
+violated rows enter it; each step is tried the same way), and only if they do not reach
+the optimum within :data:`ACTIVE_SET_STEPS` does the wrapped solver (e.g., qpOASES)
+solve the QP. The answer is the QP's optimum either way; only the cost changes.
+
+For a fixed active set the solution is affine in the linear term, and the conditions
+that keep the active set optimal are linear inequalities in it: :meth:`ActiveSetQp.region`
+returns that map as an :class:`AffineRegion`, so a loop that re-solves the QP many times
+(ADMM) costs one matrix-vector product per re-solve while the active set holds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import casadi as cs
 import numpy as np
 import numpy.typing as npt
 from scipy.linalg import lapack
 
+from .casadi_call import BufferedFunction
+
 #: Feasibility and multiplier-sign tolerance of an accepted active-set solution.
 KKT_TOLERANCE = 1e-9
+#: Primal-dual active-set steps tried from the last active set before the solver is called.
+ACTIVE_SET_STEPS = 20
+
+
+@dataclass(frozen=True)
+class _Kkt:
+    """The KKT matrix ``K = [[H_FF, C^T], [C, 0]]`` of one active set (``F`` the free
+    variables, ``C`` the active rows), factorized after eliminating the free variables
+    ``d`` whose Hessian row is diagonal (``H_dd = diag(h)``, ``h > 0``): the rest is the
+    Schur complement ``R = [[H_rr, C_r^T], [C_r, -C_d diag(1/h) C_d^T]]``, much smaller
+    than ``K`` for MPC costs (diagonal state and input weights). A singular ``R``
+    (dependent active rows) is solved by its pseudo-inverse: the least-norm multipliers,
+    kept only where the system is consistent."""
+
+    nf: int
+    d: npt.NDArray[np.intp]  # positions in F of the eliminated variables
+    r: npt.NDArray[np.intp]  # positions in F of the others
+    h: npt.NDArray[np.floating]
+    C_d: npt.NDArray[np.floating]
+    lu: npt.NDArray[np.floating] | None  # LU factors of R (LAPACK's getrf)
+    pivots: npt.NDArray[np.int32] | None
+    pinv: npt.NDArray[np.floating] | None  # when R is singular: its pseudo-inverse
+    R: npt.NDArray[np.floating] | None  # and R, to check consistency
+
+    @classmethod
+    def factor(
+        cls,
+        H: npt.NDArray[np.floating],
+        C: npt.NDArray[np.floating],
+        F: npt.NDArray[np.intp],
+        diagonal: npt.NDArray[np.bool_],
+    ) -> _Kkt:
+        """Factorize the KKT matrix of the Hessian ``H``, active rows ``C`` (over all
+        variables) and free variables ``F``; ``diagonal`` marks the variables whose
+        Hessian row is diagonal with a positive entry."""
+        d, r = np.flatnonzero(diagonal[F]), np.flatnonzero(~diagonal[F])
+        Fd, Fr = F[d], F[r]
+        h = H[Fd, Fd]
+        C_d, C_r = C[:, Fd], C[:, Fr]
+        nr, k = len(r), len(C)
+        R = np.empty((nr + k, nr + k))
+        R[:nr, :nr] = H[Fr[:, None], Fr]
+        R[nr:, :nr] = C_r
+        R[:nr, nr:] = C_r.T
+        R[nr:, nr:] = -(C_d / h) @ C_d.T
+        lu, pivots, info = lapack.dgetrf(R)
+        if info == 0 and lapack.dgecon(lu, np.abs(R).sum(axis=0).max())[0] > 1e-12:
+            return cls(len(F), d, r, h, C_d, lu, pivots, None, None)
+        return cls(len(F), d, r, h, C_d, None, None, np.linalg.pinv(R, rcond=1e-10), R)
+
+    def solve(self, rhs: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
+        """``K^-1 rhs`` (``rhs`` a vector or a matrix); ``None`` if ``K`` is singular and
+        the system inconsistent."""
+        nf, nr = self.nf, len(self.r)
+        h = self.h if rhs.ndim == 1 else self.h[:, None]
+        t = rhs[self.d] / h
+        reduced = np.concatenate((rhs[self.r], rhs[nf:] - self.C_d @ t))
+        if self.pinv is None:
+            sol = lapack.dgetrs(self.lu, self.pivots, reduced)[0]
+        else:
+            sol = self.pinv @ reduced
+            if np.abs(self.R @ sol - reduced).max() > KKT_TOLERANCE * (1.0 + np.abs(reduced).max()):
+                return None
+        out = np.empty_like(rhs)
+        lam = sol[nr:]
+        out[self.d] = t - (self.C_d.T @ lam) / h
+        out[self.r] = sol[:nr]
+        out[nf:] = lam
+        return out
 
 
 @dataclass(frozen=True)
 class _ActiveSet:
     """The cached KKT data of one active set (see :meth:`ActiveSetQp._factor`)."""
 
-    inverse: npt.NDArray[np.floating]
-    check: npt.NDArray[np.floating] | None  # the KKT matrix when inverse is a pseudo-inverse
+    kkt: _Kkt
     W: npt.NDArray[np.intp]
     B: npt.NDArray[np.intp]
     F: npt.NDArray[np.intp]
@@ -43,10 +120,33 @@ class _ActiveSet:
     status_B: npt.NDArray[np.int8]
     at_lower: npt.NDArray[np.bool_]  # over the multipliers [lam_W, lam_B]
     at_upper: npt.NDArray[np.bool_]
-    inactive: npt.NDArray[np.bool_]  # over the rows [constraints, bounds]
+    checked: npt.NDArray[np.intp]  # inactive rows of [constraints, bounds] with a finite bound
     H_FB: npt.NDArray[np.floating]
     H_B: npt.NDArray[np.floating]
     A_WB: npt.NDArray[np.floating]
+    slopes: dict[str, npt.NDArray[np.floating]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AffineRegion:
+    """Where one active set stays optimal, the QP's solution is affine in the moving part
+    ``d`` of the linear term: ``v = offset + slope @ d``, whose first ``n_out`` entries
+    are the requested primal entries and whose others must lie in ``[lower, upper]``
+    (the multipliers' signs and the inactive rows' feasibility, tolerance included)."""
+
+    offset: npt.NDArray[np.floating]
+    slope: npt.NDArray[np.floating]
+    n_out: int
+    lower: npt.NDArray[np.floating]
+    upper: npt.NDArray[np.floating]
+
+    def evaluate(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
+        """The primal entries at ``d``, or ``None`` if ``d`` is outside the region."""
+        v = self.offset + self.slope @ d
+        c = v[self.n_out :]
+        if (c < self.lower).any() or (c > self.upper).any():
+            return None
+        return v[: self.n_out]
 
 
 @dataclass
@@ -106,7 +206,12 @@ class ActiveSetQp:
         The QP solver for the same problem, with its (constant) bounds.
     n_fixed : int
         The first ``n_fixed`` parameters change only between re-solves of a series (the
-        matrices may depend on them); the others enter the cost's linear term only.
+        matrices may depend on them); the others, ``q = p[n_fixed:]``, enter the cost's
+        linear term only.
+    region_rows : array of int, optional
+        Entries ``r`` of ``w``: :meth:`region` maps ``d = g[r] - g0[r]``, the moving part
+        of the cost's linear term ``g`` at those entries (``g0``: ``g`` at ``q = 0``), to
+        ``w[r]``. ``q`` must move no other entry of ``g``.
     """
 
     def __init__(
@@ -117,13 +222,18 @@ class ActiveSetQp:
         g: cs.SX,
         fallback: DirectSolve,
         n_fixed: int,
+        region_rows: npt.ArrayLike = (),
     ) -> None:
         zero = cs.DM.zeros(w.shape)
         hessian = cs.densify(cs.hessian(f, w)[0])
         jacobian = cs.densify(cs.jacobian(g, w))
         linear = cs.substitute(cs.gradient(f, w), w, zero)
-        self._matrices = cs.Function(
-            "qp_matrices", [p], [hessian, jacobian, cs.substitute(g, w, zero), linear]
+        self._matrices = BufferedFunction(
+            cs.Function(
+                "qp_matrices",
+                [p],
+                [hessian, jacobian, cs.densify(cs.substitute(g, w, zero)), cs.densify(linear)],
+            )
         )
         # the linear term is affine in the parameters that move within a series
         slope = cs.densify(cs.jacobian(linear, p[n_fixed:]))
@@ -132,6 +242,16 @@ class ActiveSetQp:
         self._linear_slope = np.asarray(cs.evalf(slope))
         self._fallback = fallback
         self._n_fixed = n_fixed
+        rows = np.asarray(region_rows, dtype=np.intp)
+        if len(rows):
+            others = np.ones(w.numel(), dtype=bool)
+            others[rows] = False
+            if np.any(self._linear_slope[others] != 0.0):
+                raise ValueError("p[n_fixed:] moves the linear term outside region_rows")
+        self._rows = rows
+        # d enters the linear term as g = g0 + E d
+        self._E = np.zeros((w.numel(), len(rows)))
+        self._E[rows, np.arange(len(rows))] = 1.0
         self.lbg, self.ubg = fallback.lbg, fallback.ubg
         self.lbx, self.ubx = fallback.lbx, fallback.ubx
         self.n, self.m = w.numel(), g.numel()
@@ -139,29 +259,35 @@ class ActiveSetQp:
         # per active set: its KKT data
         self._kkt: dict[bytes, _ActiveSet] = {}
         self._active: npt.NDArray[np.int8] | None = None
-        #: Counts of solves answered from an active set and by the fallback solver.
-        self.stats = {"reused": 0, "solver": 0, "factorizations": 0}
+        #: Counts of solves answered from the last active set, from a guess of an
+        #: active-set step, and by the fallback solver; and of KKT factorizations.
+        self.stats = {"reused": 0, "guessed": 0, "solver": 0, "factorizations": 0}
 
     # ------------------------------------------------------------------ data
     def _set_fixed(self, p: npt.NDArray[np.floating]) -> None:
         fixed = p[: self._n_fixed]
         if self._fixed is not None and np.array_equal(fixed, self._fixed):
             return
-        H, A, g0, linear = (np.asarray(v) for v in self._matrices(p))
-        # the linear term at p[n_fixed:] = 0
+        H, A, g0, linear = (v.copy() for v in self._matrices(p))
+        # the linear term at q = 0
         self._linear0 = linear.reshape(-1) - self._linear_slope @ p[self._n_fixed :]
         if self._fixed is None or not (np.array_equal(H, self._H) and np.array_equal(A, self._A)):
             self._kkt.clear()
+            diagonal = np.diag(H)
+            self._diagonal = (diagonal > 0.0) & (np.count_nonzero(H, axis=1) == 1)
         self._H, self._A = H, A
         g0 = g0.reshape(-1)
         self._lower = np.concatenate((self.lbg - g0, self.lbx))
         self._upper = np.concatenate((self.ubg - g0, self.ubx))
+        # the feasibility test of an inactive row, tolerance included
+        self._lower_tol = self._lower - KKT_TOLERANCE * (1.0 + np.abs(self._lower))
+        self._upper_tol = self._upper + KKT_TOLERANCE * (1.0 + np.abs(self._upper))
         self._fixed = fixed.copy()
 
     # ------------------------------------------------------------- active set
     # status per row of [constraints, bounds]: 0 inactive, 1 at lower, 2 at upper,
     # 3 equality (lower == upper). Variables at a bound are eliminated: the KKT system is
-    # over the free variables F and the active constraints W only.
+    # over the free variables F and the active constraints W only (see _Kkt).
     def _factor(self, active: npt.NDArray[np.int8]) -> _ActiveSet:
         key = active.tobytes()
         if key not in self._kkt:
@@ -170,22 +296,10 @@ class ActiveSetQp:
             W = np.flatnonzero(active[:m])
             B = np.flatnonzero(active[m:])
             F = np.flatnonzero(active[m:] == 0)
-            A_WF = self._A[np.ix_(W, F)]
-            k = len(W)
-            K = np.block([[self._H[np.ix_(F, F)], A_WF.T], [A_WF, np.zeros((k, k))]])
-            lu, pivots, info = lapack.dgetrf(K)
-            inverse, check = None, None
-            if info == 0 and lapack.dgecon(lu, np.abs(K).sum(axis=0).max())[0] > 1e-12:
-                inverse, info = lapack.dgetri(lu, pivots)
-                inverse = inverse if info == 0 else None
-            if inverse is None:
-                # dependent active rows (e.g., a fixed input at its bound): the least-norm
-                # solution, kept only where the system is consistent (checked per solve)
-                inverse, check = np.linalg.pinv(K, rcond=1e-10), K
             status = np.concatenate((active[W], active[m + B]))
+            finite = np.isfinite(self._lower) | np.isfinite(self._upper)
             self._kkt[key] = _ActiveSet(
-                inverse=inverse,
-                check=check,
+                kkt=_Kkt.factor(self._H, self._A[W], F, self._diagonal),
                 W=W,
                 B=B,
                 F=F,
@@ -193,41 +307,63 @@ class ActiveSetQp:
                 status_B=active[m + B],
                 at_lower=status == 1,
                 at_upper=status == 2,
-                inactive=active == 0,
-                H_FB=self._H[np.ix_(F, B)],
+                checked=np.flatnonzero((active == 0) & finite),
+                H_FB=self._H[F[:, None], B],
                 H_B=self._H[B],
-                A_WB=self._A[np.ix_(W, B)],
+                A_WB=self._A[W[:, None], B],
             )
         return self._kkt[key]
 
-    def _try(self, active: npt.NDArray[np.int8], g: npt.NDArray[np.floating]) -> QpSolution | None:
-        s = self._factor(active)
-        m, tol = self.m, KKT_TOLERANCE
+    def _point(
+        self, s: _ActiveSet, g: npt.NDArray[np.floating]
+    ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray] | None:
+        """The KKT point of active set ``s`` for the linear term ``g``: the primal
+        ``w``, the multipliers ``[lam_W, lam_B]`` and the values of the checked rows;
+        ``None`` if the (singular) KKT system is inconsistent."""
         w_B = np.where(s.status_B == 2, self.ubx[s.B], self.lbx[s.B])
         d_W = np.where(s.status_W == 2, self._upper[s.W], self._lower[s.W])
         rhs = np.concatenate((-(g[s.F] + s.H_FB @ w_B), d_W - s.A_WB @ w_B))
-        sol = s.inverse @ rhs
-        if s.check is not None and np.abs(s.check @ sol - rhs).max() > tol * (
-            1.0 + np.abs(rhs).max()
-        ):
+        sol = s.kkt.solve(rhs)
+        if sol is None:
             return None
         nf = len(s.F)
         lam_W = sol[nf:]
         w = np.empty(self.n)
         w[s.F], w[s.B] = sol[:nf], w_B
         lam_B = -(s.H_B @ w + g[s.B] + s.A_WB.T @ lam_W)
-        lam = np.concatenate((lam_W, lam_B))
-        if np.any(lam[s.at_lower] > tol) or np.any(lam[s.at_upper] < -tol):
-            return None
-        values_all = np.concatenate((self._A @ w, w))
-        margin = tol * (1.0 + np.abs(values_all))
-        if np.any(s.inactive & (values_all < self._lower - margin)) or np.any(
-            s.inactive & (values_all > self._upper + margin)
-        ):
-            return None
-        lam_g = np.zeros(m)
-        lam_g[s.W] = lam_W
-        return QpSolution(w, lam_g, True, "active set re-used")
+        return w, np.concatenate((lam_W, lam_B)), self._row_values(w, s.checked)
+
+    def _row_values(
+        self, w: npt.NDArray[np.floating], rows: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.floating]:
+        """The values of rows ``rows`` of ``[g(w) - g(0); w]`` (``w`` may be a matrix)."""
+        constraints = rows[rows < self.m]
+        return np.concatenate((self._A[constraints] @ w, w[rows[len(constraints) :] - self.m]))
+
+    def _try(
+        self, active: npt.NDArray[np.int8], g: npt.NDArray[np.floating]
+    ) -> tuple[QpSolution | None, npt.NDArray[np.int8] | None]:
+        """The optimum if ``active`` is its active set; otherwise ``None`` and the next
+        guess of a primal-dual active-set step (``None`` if there is none): rows whose
+        multiplier has the wrong sign leave the set, violated rows enter it."""
+        s = self._factor(active)
+        point = self._point(s, g)
+        if point is None:
+            return None, None
+        w, lam, values = point
+        tol = KKT_TOLERANCE
+        wrong_sign = (s.at_lower & (lam > tol)) | (s.at_upper & (lam < -tol))
+        below = values < self._lower_tol[s.checked]
+        above = values > self._upper_tol[s.checked]
+        if wrong_sign.any() or below.any() or above.any():
+            guess = active.copy()
+            guess[np.concatenate((s.W, self.m + s.B))[wrong_sign]] = 0
+            guess[s.checked[below]] = 1
+            guess[s.checked[above]] = 2
+            return None, guess
+        lam_g = np.zeros(self.m)
+        lam_g[s.W] = lam[: len(s.W)]
+        return QpSolution(w, lam_g, True, "active set re-used"), None
 
     def _active_set(
         self, lam_g: npt.NDArray[np.floating], lam_x: npt.NDArray[np.floating]
@@ -242,13 +378,65 @@ class ActiveSetQp:
         """The QP's optimum for the parameters ``p``."""
         self._set_fixed(p)
         g = self._linear0 + self._linear_slope @ p[self._n_fixed :]
-        if self._active is not None:
-            solution = self._try(self._active, g)
+        active, steps = self._active, 0
+        while active is not None and steps <= ACTIVE_SET_STEPS:
+            solution, guess = self._try(active, g)
             if solution is not None:
-                self.stats["reused"] += 1
+                self._active = active
+                self.stats["reused" if steps == 0 else "guessed"] += 1
                 return solution
+            active, steps = guess, steps + 1
         self.stats["solver"] += 1
         solution = self._fallback.solve(p)
         if solution.success:
             self._active = self._active_set(solution.lam_g, solution.lam_x)
         return solution
+
+    def region(self) -> AffineRegion | None:
+        """The region of the last optimal active set, for the fixed parameters of the
+        last :meth:`solve`, mapping ``d`` to ``w[region_rows]`` (see the class); ``None``
+        if there is none yet or the active set's KKT system is singular (its solves go
+        through :meth:`solve`)."""
+        if self._active is None:
+            return None
+        s = self._factor(self._active)
+        if s.kkt.pinv is not None:
+            return None
+        if not s.slopes:
+            s.slopes.update(self._region_slopes(s))
+        w, lam, values = self._point(s, self._linear0)  # type: ignore[misc]
+        sign = np.concatenate((lam[s.at_lower], lam[s.at_upper]))
+        n_lower, n_upper = np.count_nonzero(s.at_lower), np.count_nonzero(s.at_upper)
+        tol = KKT_TOLERANCE
+        return AffineRegion(
+            offset=np.concatenate((w[self._rows], sign, values)),
+            slope=s.slopes["slope"],
+            n_out=len(self._rows),
+            lower=np.concatenate(
+                (np.full(n_lower, -np.inf), np.full(n_upper, -tol), self._lower_tol[s.checked])
+            ),
+            upper=np.concatenate(
+                (np.full(n_lower, tol), np.full(n_upper, np.inf), self._upper_tol[s.checked])
+            ),
+        )
+
+    def _region_slopes(self, s: _ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
+        """d/dd of ``[w[region_rows], the sign-constrained multipliers, checked rows]``."""
+        E, nf = self._E, len(s.F)
+        rhs = np.zeros((nf + len(s.W), E.shape[1]))
+        rhs[:nf] = -E[s.F]
+        sol = s.kkt.solve(rhs)
+        dw = np.zeros_like(E)
+        dw[s.F] = sol[:nf]
+        dlam_W = sol[nf:]
+        dlam_B = -(s.H_B @ dw + E[s.B] + s.A_WB.T @ dlam_W)
+        dlam = np.concatenate((dlam_W, dlam_B))
+        slope = np.concatenate(
+            (
+                dw[self._rows],
+                dlam[s.at_lower],
+                dlam[s.at_upper],
+                self._row_values(dw, s.checked),
+            )
+        )
+        return {"slope": slope}

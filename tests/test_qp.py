@@ -2,7 +2,9 @@
 
 import casadi as cs
 import numpy as np
+import pytest
 
+from marl_dmpc.casadi_call import BufferedFunction
 from marl_dmpc.qp import ActiveSetQp, DirectSolve
 
 
@@ -35,3 +37,73 @@ def test_active_set_reuse_matches_the_solver(quiet):
         np.testing.assert_allclose(got.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
         np.testing.assert_allclose(got.lam_g, np.asarray(ref["lam_g"]).ravel(), atol=1e-8)
     assert fast.stats["reused"] > 30 and fast.stats["solver"] >= 1
+
+
+def _moving_qp(rng, n=8, m=5):
+    """A random convex QP whose linear term is the parameter vector ``q``."""
+    w = cs.SX.sym("w", n)
+    q = cs.SX.sym("q", n)
+    M = rng.normal(size=(n, n))
+    f = 0.5 * cs.bilin(M @ M.T + 0.1 * np.eye(n), w, w) + cs.dot(q, w)
+    g = rng.normal(size=(m, n)) @ w
+    bounds = dict(lbg=-np.ones(m), ubg=np.ones(m), lbx=-np.ones(n), ubx=np.ones(n))
+    qp = {"x": w, "p": q, "f": f, "g": g}
+    solver = cs.qpsol("s", "qpoases", qp, {"printLevel": "none"})
+    reference = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})
+    return w, q, f, g, solver, reference, bounds
+
+
+def test_region_is_the_solution_while_the_active_set_holds(quiet):
+    rng = np.random.default_rng(1)
+    w, q, f, g, solver, reference, bounds = _moving_qp(rng)
+    rows = np.array([3, 0, 5, 1, 2, 4, 7, 6])  # q moves the linear term at every entry
+    fast = ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0, region_rows=rows)
+    inside = outside = 0
+    q0 = 2.0 * rng.normal(size=8)
+    fast.solve(q0)
+    region = fast.region()
+    for _ in range(200):
+        qk = q0 + 0.3 * rng.normal(size=8)
+        ref = reference(p=qk, **bounds)
+        x_ref = np.asarray(ref["x"]).ravel()
+        got = region.evaluate(qk[rows])  # the linear term is q itself
+        if got is None:
+            outside += 1
+            # the optimum has another active set: some multiplier changes from 0 or to 0
+            lam = np.r_[np.asarray(ref["lam_g"]).ravel(), np.asarray(ref["lam_x"]).ravel()]
+            active = fast._active_set(lam[:5], lam[5:])
+            assert not np.array_equal(active != 0, fast._active != 0)
+        else:
+            inside += 1
+            np.testing.assert_allclose(got, x_ref[rows], atol=1e-9)
+    assert inside > 20 and outside > 20
+    with pytest.raises(ValueError, match="outside region_rows"):
+        ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0, region_rows=rows[:4])
+
+
+def test_active_set_steps_reach_the_optimum_without_the_solver(quiet):
+    rng = np.random.default_rng(2)
+    w, q, f, g, solver, reference, bounds = _moving_qp(rng)
+    fast = ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0)
+    qk = 2.0 * rng.normal(size=8)
+    for _ in range(40):
+        qk = qk + 0.3 * rng.normal(size=8)  # moves that change the active set
+        got = fast.solve(qk)
+        ref = reference(p=qk, **bounds)
+        np.testing.assert_allclose(got.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
+        np.testing.assert_allclose(got.lam_g, np.asarray(ref["lam_g"]).ravel(), atol=1e-8)
+    assert fast.stats["guessed"] > 5
+    assert fast.stats["solver"] < fast.stats["guessed"]
+
+
+def test_buffered_function_returns_the_function_values():
+    x = cs.SX.sym("x", 3)
+    f = cs.Function("f", [x], [cs.densify(cs.vertcat(x.T, 2 * x.T)), cs.densify(x[0] * x)])
+    call = BufferedFunction(f)
+    for value in (np.array([1.0, 2.0, 3.0]), np.array([-1.0, 0.5, 4.0])):
+        out = call(value)
+        expected = [np.asarray(v) for v in f(value)]
+        for a, b in zip(out, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="not dense"):
+        BufferedFunction(cs.Function("g", [x], [cs.diag(x)]))

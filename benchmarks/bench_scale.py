@@ -1,0 +1,134 @@
+"""How the distributed and centralized Q-evaluations scale with the number of agents.
+
+Builds chains of ``n`` copies of example 1's local system (true plant, learnable MPC at
+its initial parameters) and runs a short closed loop from example 1's initial state:
+at every step the greedy action of V(s) by ADMM, an exploratory action (that action
+plus uniform noise in [-0.5, 0.5], clipped to the input bounds), and Q(s, a) at that
+action, both by ADMM (warm-started from the previous solve, as in training) and by the
+centralized MPC. Prints, per ``n``: ms per distributed Q-evaluation (and per agent),
+ADMM iterations to tolerance, ms per centralized Q-evaluation, the largest gap between
+the two Q values, and the set-up time. Figures only, no pass/fail.
+
+    python benchmarks/bench_scale.py [--agents 3,10,30,100] [--steps 30] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from mpcrl import Agent
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from example_1 import model  # noqa: E402
+from example_1.config import Example1Config  # noqa: E402
+from example_1.mpc import Example1Mpc  # noqa: E402
+from marl_dmpc.admm import AdmmCoordinator  # noqa: E402
+from marl_dmpc.mpc import (  # noqa: E402
+    INIT_ACTION,
+    PERTURBATION,
+    LocalMpc,
+    build_centralized_mpc,
+    state_name,
+)
+from marl_dmpc.network import Network  # noqa: E402
+from marl_dmpc.threads import single_threaded_blas  # noqa: E402
+
+
+def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str, float]:
+    config = Example1Config()
+    definition = Example1Mpc(config.horizon, config.discount)
+    net = Network.chain(n)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        local = [LocalMpc(definition, net, i, config.rho, config.solver) for i in range(n)]
+        # mpcrl's agent adds Q's first-action constraint, as for the centralized learner
+        central = Agent(build_centralized_mpc(definition, net, centralized_solver)).Q
+    setup_s = time.perf_counter() - start
+    admm = AdmmCoordinator(net, local, config.admm_iters, config.admm_tol)
+    learnable = [definition.learnable_parameters(i, net) for i in range(n)]
+    merged = {k: v for pars in learnable for k, v in pars.items()}
+    A, B = model.network_matrices(model.TRUE, net)
+    rng = np.random.default_rng(seed)
+    state = np.tile(model.X0, n)
+
+    def agent_parameters(extra: str, first: np.ndarray) -> list[dict]:
+        states = state.reshape(n, model.NX)
+        return [
+            {**learnable[i], f"{state_name(i)}_0": states[i], extra: first[i : i + 1]}
+            for i in range(n)
+        ]
+
+    q_ms, q_its, cen_ms, gaps = [], [], [], []
+    for _ in range(steps):
+        v = admm.solve("V", agent_parameters(PERTURBATION, np.zeros(n)))
+        action = np.clip(v.action + rng.uniform(-0.5, 0.5, n), model.U_LB, model.U_UB)
+        start = time.perf_counter()
+        q = admm.solve("Q", agent_parameters(INIT_ACTION, action))
+        q_ms.append(1e3 * (time.perf_counter() - start))
+        q_its.append(q.iterations)
+        pars = dict(merged)
+        for i, x in enumerate(state.reshape(n, model.NX)):
+            pars[f"{state_name(i)}_0"] = x
+        pars[INIT_ACTION] = action.reshape(-1, 1)
+        start = time.perf_counter()
+        sol = central.nlp.solve(pars)
+        cen_ms.append(1e3 * (time.perf_counter() - start))
+        if not (q.success and sol.success):
+            raise RuntimeError(f"n = {n}: a solve failed ({q.statuses}, {sol.status})")
+        gaps.append(abs(q.values.sum() - float(sol.f)))
+        noise = np.zeros((n, model.NX))
+        noise[:, 0] = rng.uniform(model.NOISE_LOW, model.NOISE_HIGH, n)
+        state = A @ state + B @ action + noise.reshape(-1)
+    return {
+        "n": n,
+        "distributed Q ms": float(np.mean(q_ms)),
+        "per agent ms": float(np.mean(q_ms)) / n,
+        "ADMM its mean": float(np.mean(q_its)),
+        "ADMM its max": int(np.max(q_its)),
+        "centralized Q ms": float(np.mean(cen_ms)),
+        "max |Q gap|": float(np.max(gaps)),
+        "set-up s": setup_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", default="3,10,30,100", help="comma-separated chain sizes")
+    parser.add_argument("--steps", type=int, default=30, help="closed-loop steps per size")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--centralized-solver",
+        default="osqp",
+        help="solver of the centralized MPC (sparse: qpOASES is dense and cubic in n)",
+    )
+    args = parser.parse_args()
+    try:
+        sizes = [int(a) for a in args.agents.split(",")]
+    except ValueError:
+        parser.error(f"--agents must be comma-separated integers; got {args.agents!r}")
+    if any(size < 2 for size in sizes):
+        parser.error("every chain needs at least 2 agents")
+    print(f"chains of example 1's system, {args.steps} closed-loop steps, seed {args.seed}")
+    header = None
+    with single_threaded_blas():
+        for size in sizes:
+            row = measure(size, args.steps, args.seed, args.centralized_solver)
+            if header is None:
+                header = list(row)
+                print(" | ".join(header))
+            print(
+                " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
