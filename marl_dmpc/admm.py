@@ -157,9 +157,11 @@ class AdmmCoordinator:
         dual_res: list[float] = []
         converged = failed = False
         x = np.empty_like(y)
+        all_index = self._all_index
+        views = z[all_index]  # every agent's view of z
         for _ in range(self.max_iterations):
             # the local problems' linear terms on x_aug move by y - rho z
-            d = y - rho * z[self._all_index]
+            d = y - rho * views
             for i in range(n):
                 region = regions[i]
                 xi = None if region is None else region.evaluate(d[slices[i]])
@@ -175,14 +177,14 @@ class AdmmCoordinator:
                 x[slices[i]] = xi
             if failed:
                 break
-            z_new = np.bincount(self._all_index, weights=x, minlength=len(z)) / self._counts
-            z_views = z_new[self._all_index]
-            r = x - z_views
+            z_new = np.bincount(all_index, weights=x, minlength=len(z)) / self._counts
+            views_new = z_new[all_index]
+            r = x - views_new
+            dz = views_new - views
             y_prev, z_prev = y, z
             y = y + rho * r
-            z = z_new
+            z, views = z_new, views_new
             primal_res.append(float(np.sqrt(r @ r)))
-            dz = z_views - z_prev[self._all_index]
             dual_res.append(rho * float(np.sqrt(dz @ dz)))
             if (
                 self.tolerance > 0

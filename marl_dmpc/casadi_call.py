@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 
 class BufferedFunction:
-    """A CasADi function of one dense vector input with dense outputs, evaluated into
+    """A CasADi function with dense outputs, evaluated on NumPy vectors into
     preallocated NumPy arrays.
 
     Parameters
@@ -28,8 +28,6 @@ class BufferedFunction:
     """
 
     def __init__(self, function: cs.Function) -> None:
-        if function.n_in() != 1:
-            raise ValueError("BufferedFunction takes functions of one input")
         for k in range(function.n_out()):
             if not function.sparsity_out(k).is_dense():
                 raise ValueError(f"output {k} of {function.name()} is not dense")
@@ -43,11 +41,14 @@ class BufferedFunction:
         ]
         for k, flat in enumerate(self._flat):
             self._buffer.set_res(k, memoryview(flat))
-        self._input = np.zeros(function.numel_in(0))
-        self._buffer.set_arg(0, memoryview(self._input))
+        self._inputs = [np.zeros(function.numel_in(k)) for k in range(function.n_in())]
+        for k, values in enumerate(self._inputs):
+            self._buffer.set_arg(k, memoryview(values))
 
-    def __call__(self, x: npt.ArrayLike) -> list[npt.NDArray[np.floating]]:
-        """The outputs at ``x``, as ``(size1, size2)`` arrays (views of internal buffers)."""
-        self._input[:] = x
+    def __call__(self, *args: npt.ArrayLike) -> list[npt.NDArray[np.floating]]:
+        """The outputs at the inputs ``args`` (each flattened column by column, as
+        CasADi does), as ``(size1, size2)`` arrays (views of internal buffers)."""
+        for values, arg in zip(self._inputs, args, strict=True):
+            values[:] = arg
         self._trigger()
         return self._outputs

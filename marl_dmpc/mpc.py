@@ -32,6 +32,7 @@ from csnlp import Nlp
 from csnlp.wrappers import Mpc, NlpSensitivity
 
 from .blocks import action_name, parameter_name, state_name
+from .casadi_call import BufferedFunction
 from .network import Network
 from .qp import ActiveSetQp, AffineRegion, DirectSolve
 from .solvers import solver_setup
@@ -183,7 +184,7 @@ def lagrangian_gradient(
     multiplier vectors laid out as the caller's ``p`` and ``lam``."""
     nlp = mpc.nlp
     theta = cs.vvcat([nlp.parameters[n] for n in names])
-    gradient = NlpSensitivity(nlp, theta).jacobian("L-p")
+    gradient = cs.densify(NlpSensitivity(nlp, theta).jacobian("L-p"))
     return cs.Function(name, [nlp.x, p, lam], [gradient], {"cse": True})
 
 
@@ -212,7 +213,7 @@ class LocalSolution:
     x, lam, p : ndarray
         Primal solution, multipliers of the constraints (equalities then inequalities,
         as in csnlp) and the parameter vector the problem was solved with.
-    outputs : casadi.Function
+    outputs : BufferedFunction
         ``(x, p) -> (u0, value, cost)``, evaluated on first access of those attributes.
     """
 
@@ -222,13 +223,13 @@ class LocalSolution:
     x: npt.NDArray[np.floating]
     lam: npt.NDArray[np.floating]
     p: npt.NDArray[np.floating]
-    outputs: cs.Function = field(repr=False)
+    outputs: BufferedFunction = field(repr=False)
 
     # u0, value and cost are needed only from the last ADMM iteration: computed on demand
     @cached_property
     def _outputs(self) -> tuple[npt.NDArray[np.floating], float, float]:
         u0, value, cost = self.outputs(self.x, self.p)
-        return np.asarray(u0).reshape(-1), float(value), float(cost)
+        return u0.reshape(-1).copy(), float(value[0, 0]), float(cost[0, 0])
 
     @property
     def u0(self) -> npt.NDArray[np.floating]:
@@ -288,7 +289,14 @@ class _LocalProblem:
             )
         #: ``solver.solve(p) -> QpSolution``, re-using active sets where it can
         self.solver: DirectSolve | ActiveSetQp = solve
-        self.outputs = cs.Function(f"{name}_outputs", [nlp.x, self.p_sym], outputs, {"cse": True})
+        self.outputs = BufferedFunction(
+            cs.Function(
+                f"{name}_outputs",
+                [nlp.x, self.p_sym],
+                [cs.densify(o) for o in outputs],
+                {"cse": True},
+            )
+        )
         self._dual_functions: dict[str, cs.Function] = {}
 
     def pack(self, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
@@ -362,8 +370,10 @@ class LocalMpc:
         self.aug_shape = (len(self.copies), definition.nx, definition.horizon + 1)
         self.problems = {kind: self._build(kind, solver) for kind in ("V", "Q")}
         self._gradients = {
-            kind: lagrangian_gradient(
-                p.mpc, self.learnable_names, p.p_sym, p.lam_sym, f"local{agent}_d{kind}"
+            kind: BufferedFunction(
+                lagrangian_gradient(
+                    p.mpc, self.learnable_names, p.p_sym, p.lam_sym, f"local{agent}_d{kind}"
+                )
             )
             for kind, p in self.problems.items()
         }
@@ -449,8 +459,8 @@ class LocalMpc:
     def gradient(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:
         """The gradient of the local Lagrangian of Q (or V) w.r.t. the agent's learnable
         parameters, at ``solution`` (a solution of that problem)."""
-        grad = self._gradients[kind](solution.x, solution.p, solution.lam)
-        return np.asarray(grad).reshape(-1)
+        (grad,) = self._gradients[kind](solution.x, solution.p, solution.lam)
+        return grad.reshape(-1).copy()
 
     def dual(self, kind: str, constraint: str, solution: LocalSolution) -> npt.NDArray[np.floating]:
         """The multipliers of a named constraint (e.g. ``dynamics_name(0)``) at

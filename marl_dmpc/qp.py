@@ -131,20 +131,19 @@ class _ActiveSet:
 class AffineRegion:
     """Where one active set stays optimal, the QP's solution is affine in the moving part
     ``d`` of the linear term: ``v = offset + slope @ d``, whose first ``n_out`` entries
-    are the requested primal entries and whose others must lie in ``[lower, upper]``
-    (the multipliers' signs and the inactive rows' feasibility, tolerance included)."""
+    are the requested primal entries and whose others must not exceed ``limit`` (the
+    multipliers' signs and the inactive rows' feasibility, one side per entry, tolerance
+    included)."""
 
     offset: npt.NDArray[np.floating]
     slope: npt.NDArray[np.floating]
     n_out: int
-    lower: npt.NDArray[np.floating]
-    upper: npt.NDArray[np.floating]
+    limit: npt.NDArray[np.floating]
 
     def evaluate(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
         """The primal entries at ``d``, or ``None`` if ``d`` is outside the region."""
         v = self.offset + self.slope @ d
-        c = v[self.n_out :]
-        if (c < self.lower).any() or (c > self.upper).any():
+        if (v[self.n_out :] > self.limit).any():
             return None
         return v[: self.n_out]
 
@@ -405,23 +404,21 @@ class ActiveSetQp:
         if not s.slopes:
             s.slopes.update(self._region_slopes(s))
         w, lam, values = self._point(s, self._linear0)  # type: ignore[misc]
-        sign = np.concatenate((lam[s.at_lower], lam[s.at_upper]))
-        n_lower, n_upper = np.count_nonzero(s.at_lower), np.count_nonzero(s.at_upper)
-        tol = KKT_TOLERANCE
+        slope, signs, rows = s.slopes["slope"], s.slopes["signs"], s.slopes["rows"]
+        n_lam, n_out = len(lam), len(self._rows)
+        # [lam; values] at d = 0, and its one-sided limits: see _region_slopes
+        base = np.concatenate((lam, values))[rows]
+        limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), self._upper_tol[s.checked]))
+        lower_limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), -self._lower_tol[s.checked]))
         return AffineRegion(
-            offset=np.concatenate((w[self._rows], sign, values)),
-            slope=s.slopes["slope"],
-            n_out=len(self._rows),
-            lower=np.concatenate(
-                (np.full(n_lower, -np.inf), np.full(n_upper, -tol), self._lower_tol[s.checked])
-            ),
-            upper=np.concatenate(
-                (np.full(n_lower, tol), np.full(n_upper, np.inf), self._upper_tol[s.checked])
-            ),
+            offset=np.concatenate((w[self._rows], signs * base)),
+            slope=slope,
+            n_out=n_out,
+            limit=np.where(signs > 0, limits[rows], lower_limits[rows]),
         )
 
     def _region_slopes(self, s: _ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
-        """d/dd of ``[w[region_rows], the sign-constrained multipliers, checked rows]``."""
+        """d/dd of ``w[region_rows]`` and of the region's one-sided checks."""
         E, nf = self._E, len(s.F)
         rhs = np.zeros((nf + len(s.W), E.shape[1]))
         rhs[:nf] = -E[s.F]
@@ -431,12 +428,15 @@ class ActiveSetQp:
         dlam_W = sol[nf:]
         dlam_B = -(s.H_B @ dw + E[s.B] + s.A_WB.T @ dlam_W)
         dlam = np.concatenate((dlam_W, dlam_B))
-        slope = np.concatenate(
-            (
-                dw[self._rows],
-                dlam[s.at_lower],
-                dlam[s.at_upper],
-                self._row_values(dw, s.checked),
-            )
+        # one-sided checks on the rows of [lam; checked row values], as sign * v <= limit:
+        # lam <= tol at a lower bound, -lam <= tol at an upper one; value <= upper and
+        # -value <= -lower for every finite bound of an inactive row
+        upper = np.concatenate((s.at_lower, np.isfinite(self._upper[s.checked])))
+        lower = np.concatenate((s.at_upper, np.isfinite(self._lower[s.checked])))
+        rows = np.concatenate((np.flatnonzero(upper), np.flatnonzero(lower)))
+        signs = np.concatenate(
+            (np.ones(np.count_nonzero(upper)), -np.ones(np.count_nonzero(lower)))
         )
-        return {"slope": slope}
+        derivative = np.concatenate((dlam, self._row_values(dw, s.checked)))[rows]
+        slope = np.concatenate((dw[self._rows], signs[:, None] * derivative))
+        return {"slope": slope, "signs": signs, "rows": rows}
