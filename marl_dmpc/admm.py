@@ -11,9 +11,20 @@ One iteration:
 
 It stops when the primal residual ``||x_aug - z||`` and the dual residual
 ``rho ||z - z_prev||`` (both over the whole network) are below the tolerance, or after
-the iteration cap; a tolerance of 0 runs exactly the cap (the release's fixed 50
-iterations). ``y`` and ``z`` are kept between solves, so every solve is warm-started from
-the previous one.
+the iteration cap. ``y`` and ``z`` are kept between solves, so every solve is
+warm-started from the previous one.
+
+With a tolerance, a solve that has not converged after :data:`RHO_WAIT` iterations
+balances ``rho`` every :data:`RHO_PERIOD` iterations (Boyd et al., "Distributed
+optimization and statistical learning via ADMM", 2011, section 3.4.1): ``rho`` is
+multiplied by :data:`RHO_FACTOR` when the primal residual exceeds :data:`RHO_BALANCE`
+times the dual one, and divided by it in the opposite case; every solve starts at the
+nominal ``rho``. Without it, a solve can stall: in Q(s, a) the fixed first input pins
+an agent's ``x_1`` except through its copies of its neighbours' initial states, which
+then stay ``~1e-4`` off while ``y`` grows by ``rho`` times that per iteration (measured:
+1000 iterations without converging). The fixed point is the same for any ``rho``. A
+tolerance of 0 runs exactly the cap with the nominal ``rho`` (the release's
+plain ADMM with 50 iterations).
 """
 
 from __future__ import annotations
@@ -28,6 +39,15 @@ import numpy.typing as npt
 from .mpc import LocalMpc, LocalSolution
 from .network import Network
 from .qp import AffineRegion
+
+#: Residual balancing: from this iteration of a solve on (earlier, ``rho`` is nominal),
+RHO_WAIT = 100
+#: every this many iterations,
+RHO_PERIOD = 10
+#: ``rho`` changes when one residual exceeds the other this many times,
+RHO_BALANCE = 10.0
+#: by this factor.
+RHO_FACTOR = 2.0
 
 
 @dataclass
@@ -150,7 +170,7 @@ class AdmmCoordinator:
         rho, z, y = self.rho, self.z, self.y
         mpcs, slices, index = self.local_mpcs, self._slices, self._index
         n = len(mpcs)
-        static = [mpc.pack(kind, parameters[i]) for i, mpc in enumerate(mpcs)]
+        static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
         regions: list[AffineRegion | None] = [None] * n
         solved: list[LocalSolution | None] = [None] * n  # solved at the last iteration
         primal_res: list[float] = []
@@ -159,7 +179,12 @@ class AdmmCoordinator:
         x = np.empty_like(y)
         all_index = self._all_index
         views = z[all_index]  # every agent's view of z
-        for _ in range(self.max_iterations):
+        next_rho = rho
+        for iteration in range(self.max_iterations):
+            if next_rho != rho:
+                rho = next_rho
+                static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
+                regions = [None] * n
             # the local problems' linear terms on x_aug move by y - rho z
             d = y - rho * views
             for i in range(n):
@@ -184,15 +209,19 @@ class AdmmCoordinator:
             y_prev, z_prev = y, z
             y = y + rho * r
             z, views = z_new, views_new
-            primal_res.append(float(np.sqrt(r @ r)))
-            dual_res.append(rho * float(np.sqrt(dz @ dz)))
-            if (
-                self.tolerance > 0
-                and primal_res[-1] <= self.tolerance
-                and dual_res[-1] <= self.tolerance
-            ):
-                converged = True
-                break
+            primal, dual = float(np.sqrt(r @ r)), rho * float(np.sqrt(dz @ dz))
+            primal_res.append(primal)
+            dual_res.append(dual)
+            if self.tolerance > 0:
+                if primal <= self.tolerance and dual <= self.tolerance:
+                    converged = True
+                    break
+                if iteration + 1 < RHO_WAIT or (iteration + 1) % RHO_PERIOD:
+                    continue
+                if primal > RHO_BALANCE * dual:
+                    next_rho = rho * RHO_FACTOR
+                elif dual > RHO_BALANCE * primal:
+                    next_rho = rho / RHO_FACTOR
         if not failed:  # the local solutions of the last iteration, from its y and z
             y_last, z_last = (y_prev, z_prev) if primal_res else (y, z)
         else:

@@ -40,6 +40,7 @@ from .solvers import solver_setup
 __all__ = [
     "ADMM_AVERAGE",
     "ADMM_DUAL",
+    "ADMM_PENALTY",
     "INIT_ACTION",
     "PERTURBATION",
     "LocalMpc",
@@ -58,6 +59,8 @@ PERTURBATION = "cost_perturbation"
 INIT_ACTION = "a_init"
 #: Names of the consensus-ADMM parameters of a local MPC.
 ADMM_DUAL, ADMM_AVERAGE = "admm_y", "admm_z"
+#: Name of the ADMM penalty parameter ``rho`` of a local MPC (it may change during a solve).
+ADMM_PENALTY = "admm_rho"
 
 
 class LocalMpcDefinition(ABC):
@@ -343,7 +346,8 @@ class LocalMpc:
     agent : int
         The agent's index.
     rho : float
-        The ADMM penalty.
+        The ADMM penalty (nominal: it is a parameter of the local problems, see
+        :meth:`pack`).
     solver : str, optional
         The solver name (see :mod:`marl_dmpc.solvers`).
     reuse_active_set : bool, optional
@@ -411,18 +415,24 @@ class LocalMpc:
             mpc.constraint(INIT_ACTION, u[:, 0], "==", a0)
             value = cost
         x_aug = cs.vertcat(x, *copies.values())
+        rho = mpc.parameter(ADMM_PENALTY, (1, 1))
         y = mpc.parameter(ADMM_DUAL, x_aug.shape)
         z = mpc.parameter(ADMM_AVERAGE, x_aug.shape)
         diff = x_aug - z
-        mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * self.rho * cs.sumsqr(diff))
+        mpc.minimize(value + cs.sum1(cs.sum2(y * diff)) + 0.5 * rho * cs.sumsqr(diff))
         outputs = [u[:, 0], value, cost]
         return _LocalProblem(mpc, solver, x_aug, outputs, f"local{i}_{kind}", self.reuse_active_set)
 
-    def pack(self, kind: str, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
-        """Pack the parameters that stay fixed during an ADMM solve: the initial state
-        (``x{i}_0``), the agent's learnable and fixed parameters, and
-        ``cost_perturbation`` (V) or ``a_init`` (Q)."""
-        return self.problems[kind].pack(parameters)
+    def pack(
+        self, kind: str, parameters: Mapping[str, Any], rho: float | None = None
+    ) -> npt.NDArray[np.floating]:
+        """Pack the parameters that stay fixed while ``y`` and ``z`` move: the initial
+        state (``x{i}_0``), the agent's learnable and fixed parameters,
+        ``cost_perturbation`` (V) or ``a_init`` (Q), and the penalty ``rho`` (by default
+        :attr:`rho`)."""
+        return self.problems[kind].pack(
+            {**parameters, ADMM_PENALTY: self.rho if rho is None else rho}
+        )
 
     def solve(
         self,

@@ -234,19 +234,18 @@ class ActiveSetQp:
                 [hessian, jacobian, cs.densify(cs.substitute(g, w, zero)), cs.densify(linear)],
             )
         )
-        # the linear term is affine in the parameters that move within a series
-        slope = cs.densify(cs.jacobian(linear, p[n_fixed:]))
-        if cs.depends_on(slope, p):
+        # the linear term is affine in the parameters that move within a series; its
+        # slope may depend on the others
+        moving = p[n_fixed:]
+        slope = cs.jacobian(linear, moving)
+        if cs.depends_on(slope, moving):
             raise ValueError("the cost's linear term must be affine in p[n_fixed:]")
-        self._linear_slope = np.asarray(cs.evalf(slope))
+        self._slope = BufferedFunction(cs.Function("qp_slope", [p], [cs.densify(slope)]))
         self._fallback = fallback
         self._n_fixed = n_fixed
         rows = np.asarray(region_rows, dtype=np.intp)
-        if len(rows):
-            others = np.ones(w.numel(), dtype=bool)
-            others[rows] = False
-            if np.any(self._linear_slope[others] != 0.0):
-                raise ValueError("p[n_fixed:] moves the linear term outside region_rows")
+        if len(rows) and not set(slope.sparsity().row()) <= set(rows.tolist()):
+            raise ValueError("p[n_fixed:] moves the linear term outside region_rows")
         self._rows = rows
         # d enters the linear term as g = g0 + E d
         self._E = np.zeros((w.numel(), len(rows)))
@@ -268,6 +267,7 @@ class ActiveSetQp:
         if self._fixed is not None and np.array_equal(fixed, self._fixed):
             return
         H, A, g0, linear = (v.copy() for v in self._matrices(p))
+        self._linear_slope = self._slope(p)[0].copy()
         # the linear term at q = 0
         self._linear0 = linear.reshape(-1) - self._linear_slope @ p[self._n_fixed :]
         if self._fixed is None or not (np.array_equal(H, self._H) and np.array_equal(A, self._A)):

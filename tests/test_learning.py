@@ -117,3 +117,15 @@ def test_same_seed_same_closed_loop_100_steps():
     dist, _ = run(100, False, seed=42, admm_iters=5000, admm_tol=1e-11)
     param_gap, td_gap = gaps(cen, dist)
     assert param_gap < 1e-4 and td_gap < 1e-4
+
+
+@pytest.mark.parametrize("seed", [1, 42])
+def test_default_settings_match_the_centralized_mpc_while_training(seed):
+    """At the default ADMM settings (warm-started, tolerance 1e-6), every solve of a
+    training run gives V and Q within 1e-6 of the centralized MPC and the dynamics
+    multipliers within 1e-5."""
+    dist, _ = run(60, False, seed, check_centralized=True)  # default ADMM settings
+    check = dist.log.check
+    assert len(check["v_error"]) == 61 and len(check["q_error"]) >= 25
+    assert max(check["v_error"]) <= 1e-6 and max(check["q_error"]) <= 1e-6
+    assert max(check["dual_error"]) <= 1e-5
