@@ -15,8 +15,6 @@ the two Q values, and the set-up time. Figures only, no pass/fail.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from example_1 import model  # noqa: E402
 from example_1.config import Example1Config  # noqa: E402
 from example_1.mpc import Example1Mpc  # noqa: E402
 from marl_dmpc.admm import AdmmCoordinator  # noqa: E402
+from marl_dmpc.cli import quiet_solvers  # noqa: E402
 from marl_dmpc.mpc import (  # noqa: E402
     INIT_ACTION,
     PERTURBATION,
@@ -47,10 +46,9 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
     definition = Example1Mpc(config.horizon, config.discount)
     net = Network.chain(n)
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        local = [LocalMpc(definition, net, i, config.rho, config.solver) for i in range(n)]
-        # mpcrl's agent adds Q's first-action constraint, as for the centralized learner
-        central = Agent(build_centralized_mpc(definition, net, centralized_solver)).Q
+    local = [LocalMpc(definition, net, i, config.rho, config.solver) for i in range(n)]
+    # mpcrl's agent adds Q's first-action constraint, as for the centralized learner
+    central = Agent(build_centralized_mpc(definition, net, centralized_solver)).Q
     setup_s = time.perf_counter() - start
     admm = AdmmCoordinator(net, local, config.admm_iters, config.admm_tol)
     learnable = [definition.learnable_parameters(i, net) for i in range(n)]
@@ -120,7 +118,8 @@ def main() -> None:
     header = None
     with single_threaded_blas():
         for size in sizes:
-            row = measure(size, args.steps, args.seed, args.centralized_solver)
+            with quiet_solvers():  # qpOASES prints its licence at every first solve
+                row = measure(size, args.steps, args.seed, args.centralized_solver)
             if header is None:
                 header = list(row)
                 print(" | ".join(header))
