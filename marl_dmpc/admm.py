@@ -127,11 +127,10 @@ class AdmmCoordinator:
         self.max_iterations = max_iterations
         self.tolerance = tolerance
         d = local_mpcs[0].definition
-        self._traj_shape = (d.nx, d.horizon + 1)
+        nx, cols = d.nx, d.horizon + 1
         # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
         # z_i of z are vectors in the local problem's layout (LocalSolution.x_aug), and
         # index[i] gives the entry of z under each of their entries
-        nx, cols = self._traj_shape
         self._index = []
         for i in range(network.n_agents):
             copies = np.asarray(network.copies(i))
@@ -149,7 +148,7 @@ class AdmmCoordinator:
 
     def reset(self) -> None:
         """Forget the warm start: ``y = 0`` and ``z = 0``."""
-        self.z = np.zeros(self.network.n_agents * int(np.prod(self._traj_shape)))
+        self.z = np.zeros(len(self._counts))
         self.y = np.zeros(len(self._all_index))
 
     def solve(self, kind: str, parameters: Sequence[dict[str, Any]]) -> AdmmResult:
@@ -172,7 +171,6 @@ class AdmmCoordinator:
         n = len(mpcs)
         static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
         regions: list[AffineRegion | None] = [None] * n
-        solved: list[LocalSolution | None] = [None] * n  # solved at the last iteration
         primal_res: list[float] = []
         dual_res: list[float] = []
         converged = failed = False
@@ -185,7 +183,10 @@ class AdmmCoordinator:
                 rho = next_rho
                 static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
                 regions = [None] * n
-            # the local problems' linear terms on x_aug move by y - rho z
+            # this iteration's inputs (the updates below make new arrays) and the agents
+            # solved in it; the local problems' linear terms on x_aug move by y - rho z
+            y_used, z_used = y, z
+            solved: list[LocalSolution | None] = [None] * n
             d = y - rho * views
             for i in range(n):
                 region = regions[i]
@@ -197,8 +198,6 @@ class AdmmCoordinator:
                         break
                     xi = solution.x_aug
                     regions[i] = mpcs[i].region(kind)
-                else:
-                    solved[i] = None
                 x[slices[i]] = xi
             if failed:
                 break
@@ -206,7 +205,6 @@ class AdmmCoordinator:
             views_new = z_new[all_index]
             r = x - views_new
             dz = views_new - views
-            y_prev, z_prev = y, z
             y = y + rho * r
             z, views = z_new, views_new
             primal, dual = float(np.sqrt(r @ r)), rho * float(np.sqrt(dz @ dz))
@@ -222,12 +220,10 @@ class AdmmCoordinator:
                     next_rho = rho * RHO_FACTOR
                 elif dual > RHO_BALANCE * primal:
                     next_rho = rho / RHO_FACTOR
-        if not failed:  # the local solutions of the last iteration, from its y and z
-            y_last, z_last = (y_prev, z_prev) if primal_res else (y, z)
-        else:
-            y_last, z_last = y, z
+        # the local solutions of the last iteration (the failed one included), from its
+        # inputs
         local = [
-            solved[i] or mpcs[i].solve(kind, static[i], y_last[slices[i]], z_last[index[i]])
+            solved[i] or mpcs[i].solve(kind, static[i], y_used[slices[i]], z_used[index[i]])
             for i in range(n)
         ]
         self.y = y

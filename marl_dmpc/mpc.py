@@ -371,7 +371,6 @@ class LocalMpc:
         self.rho = rho
         self.copies = network.copies(agent)
         self.learnable_names = tuple(definition.learnable_parameters(agent, network))
-        self.aug_shape = (len(self.copies), definition.nx, definition.horizon + 1)
         self.problems = {kind: self._build(kind, solver) for kind in ("V", "Q")}
         self._gradients = {
             kind: BufferedFunction(
