@@ -278,6 +278,7 @@ class ActiveSetQp:
         g0 = g0.reshape(-1)
         self._lower = np.concatenate((self.lbg - g0, self.lbx))
         self._upper = np.concatenate((self.ubg - g0, self.ubx))
+        self._finite = np.isfinite(self._lower) | np.isfinite(self._upper)
         # the feasibility test of an inactive row, tolerance included
         self._lower_tol = self._lower - KKT_TOLERANCE * (1.0 + np.abs(self._lower))
         self._upper_tol = self._upper + KKT_TOLERANCE * (1.0 + np.abs(self._upper))
@@ -296,7 +297,6 @@ class ActiveSetQp:
             B = np.flatnonzero(active[m:])
             F = np.flatnonzero(active[m:] == 0)
             status = np.concatenate((active[W], active[m + B]))
-            finite = np.isfinite(self._lower) | np.isfinite(self._upper)
             self._kkt[key] = _ActiveSet(
                 kkt=_Kkt.factor(self._H, self._A[W], F, self._diagonal),
                 W=W,
@@ -306,12 +306,35 @@ class ActiveSetQp:
                 status_B=active[m + B],
                 at_lower=status == 1,
                 at_upper=status == 2,
-                checked=np.flatnonzero((active == 0) & finite),
+                checked=np.flatnonzero((active == 0) & self._finite),
                 H_FB=self._H[F[:, None], B],
                 H_B=self._H[B],
                 A_WB=self._A[W[:, None], B],
             )
         return self._kkt[key]
+
+    def _kkt_solution(
+        self,
+        s: _ActiveSet,
+        g: npt.NDArray[np.floating],
+        w_B: npt.NDArray[np.floating],
+        d_W: npt.NDArray[np.floating],
+    ) -> tuple[npt.NDArray, npt.NDArray] | None:
+        """The primal ``w`` and the multipliers ``[lam_W, lam_B]`` of active set ``s``
+        for the linear term ``g``, the bound variables at ``w_B`` and the active rows at
+        ``d_W``; with a matrix ``g`` (and zero ``w_B``, ``d_W``) the same, column by
+        column: the derivative w.r.t. what ``g``'s columns move. ``None`` if the
+        (singular) KKT system is inconsistent."""
+        rhs = np.concatenate((-(g[s.F] + s.H_FB @ w_B), d_W - s.A_WB @ w_B))
+        sol = s.kkt.solve(rhs)
+        if sol is None:
+            return None
+        nf = len(s.F)
+        lam_W = sol[nf:]
+        w = np.empty((self.n, *g.shape[1:]))
+        w[s.F], w[s.B] = sol[:nf], w_B
+        lam_B = -(s.H_B @ w + g[s.B] + s.A_WB.T @ lam_W)
+        return w, np.concatenate((lam_W, lam_B))
 
     def _point(
         self, s: _ActiveSet, g: npt.NDArray[np.floating]
@@ -321,16 +344,11 @@ class ActiveSetQp:
         ``None`` if the (singular) KKT system is inconsistent."""
         w_B = np.where(s.status_B == 2, self.ubx[s.B], self.lbx[s.B])
         d_W = np.where(s.status_W == 2, self._upper[s.W], self._lower[s.W])
-        rhs = np.concatenate((-(g[s.F] + s.H_FB @ w_B), d_W - s.A_WB @ w_B))
-        sol = s.kkt.solve(rhs)
-        if sol is None:
+        solution = self._kkt_solution(s, g, w_B, d_W)
+        if solution is None:
             return None
-        nf = len(s.F)
-        lam_W = sol[nf:]
-        w = np.empty(self.n)
-        w[s.F], w[s.B] = sol[:nf], w_B
-        lam_B = -(s.H_B @ w + g[s.B] + s.A_WB.T @ lam_W)
-        return w, np.concatenate((lam_W, lam_B)), self._row_values(w, s.checked)
+        w, lam = solution
+        return w, lam, self._row_values(w, s.checked)
 
     def _row_values(
         self, w: npt.NDArray[np.floating], rows: npt.NDArray[np.intp]
@@ -419,15 +437,9 @@ class ActiveSetQp:
 
     def _region_slopes(self, s: _ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
         """d/dd of ``w[region_rows]`` and of the region's one-sided checks."""
-        E, nf = self._E, len(s.F)
-        rhs = np.zeros((nf + len(s.W), E.shape[1]))
-        rhs[:nf] = -E[s.F]
-        sol = s.kkt.solve(rhs)
-        dw = np.zeros_like(E)
-        dw[s.F] = sol[:nf]
-        dlam_W = sol[nf:]
-        dlam_B = -(s.H_B @ dw + E[s.B] + s.A_WB.T @ dlam_W)
-        dlam = np.concatenate((dlam_W, dlam_B))
+        columns = self._E.shape[1]
+        zero_B, zero_W = np.zeros((len(s.B), columns)), np.zeros((len(s.W), columns))
+        dw, dlam = self._kkt_solution(s, self._E, zero_B, zero_W)  # type: ignore[misc]
         # one-sided checks on the rows of [lam; checked row values], as sign * v <= limit:
         # lam <= tol at a lower bound, -lam <= tol at an upper one; value <= upper and
         # -value <= -lower for every finite bound of an inactive row
