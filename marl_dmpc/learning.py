@@ -56,6 +56,7 @@ from .mpc import (
     LocalMpc,
     LocalMpcDefinition,
     build_centralized_mpc,
+    dual_function,
     lagrangian_gradient,
     state_name,
 )
@@ -269,8 +270,7 @@ class CentralizedCheck:
             lam = _multipliers(mpc)
             self._gradients[kind] = lagrangian_gradient(mpc, names, mpc.nlp.p, lam, "check_d")
             self._dynamics_duals[kind] = [
-                cs.Function("dyn", [lam], [mpc.nlp.dual_variables[f"lam_g_{dynamics_name(i)}"]])
-                for i in range(self.n_agents)
+                dual_function(mpc, lam, dynamics_name(i)) for i in range(self.n_agents)
             ]
 
     def compare(

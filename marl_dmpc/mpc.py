@@ -48,6 +48,7 @@ __all__ = [
     "LocalSolution",
     "action_name",
     "build_centralized_mpc",
+    "dual_function",
     "lagrangian_gradient",
     "parameter_name",
     "state_name",
@@ -191,6 +192,13 @@ def lagrangian_gradient(
     return cs.Function(name, [nlp.x, p, lam], [gradient], {"cse": True})
 
 
+def dual_function(mpc: Mpc, lam: cs.SX, constraint: str) -> cs.Function:
+    """``lam -> the multipliers of the named constraint`` of ``mpc``, with the
+    multiplier vector laid out as the caller's ``lam``."""
+    named = mpc.nlp.dual_variables[f"lam_g_{constraint}"]
+    return cs.Function(f"dual_{constraint}", [lam], [named])
+
+
 @dataclass
 class LocalSolution:
     """Agent ``i``'s solution of its local problem in one ADMM iteration.
@@ -319,10 +327,7 @@ class _LocalProblem:
         """Maps the multiplier vector to the multipliers of a named constraint (built
         once per constraint)."""
         if constraint not in self._dual_functions:
-            lam = self.mpc.nlp.dual_variables[f"lam_g_{constraint}"]
-            self._dual_functions[constraint] = cs.Function(
-                f"dual_{constraint}", [self.lam_sym], [lam]
-            )
+            self._dual_functions[constraint] = dual_function(self.mpc, self.lam_sym, constraint)
         return self._dual_functions[constraint]
 
 
