@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from marl_dmpc.learning import QLearningSettings
 from marl_dmpc.solvers import DEFAULT_SOLVER
@@ -43,14 +43,9 @@ class Example1Config:
         return "centralized" if self.centralized else "distributed"
 
     def q_learning(self) -> QLearningSettings:
+        """The Q-learning hyperparameters: every :class:`QLearningSettings` field that
+        this config has (the others keep their defaults)."""
+        own = {f.name for f in fields(self)}
         return QLearningSettings(
-            learning_rate=self.learning_rate,
-            learning_rate_decay=self.learning_rate_decay,
-            update_every=self.update_every,
-            replay_maxlen=self.replay_maxlen,
-            replay_sample_size=self.replay_sample_size,
-            replay_include_latest=self.replay_include_latest,
-            epsilon=self.epsilon,
-            epsilon_decay=self.epsilon_decay,
-            exploration_strength=self.exploration_strength,
+            **{f.name: getattr(self, f.name) for f in fields(QLearningSettings) if f.name in own}
         )

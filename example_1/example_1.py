@@ -9,6 +9,7 @@ Q-learning and write the result pickle.
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -95,15 +96,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Example1Config, Path, boo
     args = parser.parse_args(argv)
     if args.centralized and args.check_centralized:
         parser.error("--check-centralized applies to distributed runs only")
+    # every flag named like a config field sets that field
     config = Example1Config(
-        steps=args.steps,
-        seed=args.seed,
-        centralized=args.centralized,
-        solver=args.solver,
-        admm_iters=args.admm_iters,
-        admm_tol=args.admm_tol,
-        consensus_iters=args.consensus_iters,
-        check_centralized=args.check_centralized,
+        **{f.name: getattr(args, f.name) for f in fields(Example1Config) if hasattr(args, f.name)}
     )
     out = args.out or f"runs/example_1_{config.mode}_seed{config.seed}.pkl"
     try:
