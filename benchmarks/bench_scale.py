@@ -64,7 +64,7 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
             for i in range(n)
         ]
 
-    q_ms, q_its, cen_ms, gaps = [], [], [], []
+    q_ms, q_its, cen_ms, gaps, cen_failures = [], [], [], [], 0
     for _ in range(steps):
         v = admm.solve("V", agent_parameters(PERTURBATION, np.zeros(n)))
         action = np.clip(v.action + rng.uniform(-0.5, 0.5, n), model.U_LB, model.U_UB)
@@ -79,9 +79,12 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
         start = time.perf_counter()
         sol = central.nlp.solve(pars)
         cen_ms.append(1e3 * (time.perf_counter() - start))
-        if not (q.success and sol.success):
-            raise RuntimeError(f"n = {n}: a solve failed ({q.statuses}, {sol.status})")
-        gaps.append(abs(q.values.sum() - float(sol.f)))
+        if not q.success:
+            raise RuntimeError(f"n = {n}: a distributed solve failed ({q.statuses})")
+        if sol.success:  # OSQP at 1e-9 sometimes stops at its iteration cap
+            gaps.append(abs(q.values.sum() - float(sol.f)))
+        else:
+            cen_failures += 1
         noise = np.zeros((n, model.NX))
         noise[:, 0] = rng.uniform(model.NOISE_LOW, model.NOISE_HIGH, n)
         state = A @ state + B @ action + noise.reshape(-1)
@@ -92,7 +95,8 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
         "ADMM its mean": float(np.mean(q_its)),
         "ADMM its max": int(np.max(q_its)),
         "centralized Q ms": float(np.mean(cen_ms)),
-        "max |Q gap|": float(np.max(gaps)),
+        "max |Q gap|": float(np.max(gaps)) if gaps else float("nan"),
+        "centralized failures": cen_failures,
         "set-up s": setup_s,
     }
 

@@ -157,7 +157,9 @@ class AdmmCoordinator:
         Where an agent's local problem keeps its optimal active set from one iteration
         to the next, its solution is the affine map of :meth:`LocalMpc.region` (one
         matrix-vector product); otherwise (first iteration, active-set change, other
-        solvers) the local problem is solved.
+        solvers) the local problem is solved, its active-set steps starting from the
+        step the failed region's checks give
+        (:meth:`~marl_dmpc.qp.AffineRegion.next_active_set`).
 
         Parameters
         ----------
@@ -189,10 +191,13 @@ class AdmmCoordinator:
             solved: list[LocalSolution | None] = [None] * n
             d = y - rho * views
             for i in range(n):
-                region = regions[i]
-                xi = None if region is None else region.evaluate(d[slices[i]])
+                region, di = regions[i], d[slices[i]]
+                xi = None if region is None else region.evaluate(di)
                 if xi is None:
-                    solution = solved[i] = mpcs[i].solve(kind, static[i], y[slices[i]], z[index[i]])
+                    start = None if region is None else region.next_active_set(di)
+                    solution = solved[i] = mpcs[i].solve(
+                        kind, static[i], y[slices[i]], z[index[i]], start
+                    )
                     failed = not solution.success
                     if failed:
                         break

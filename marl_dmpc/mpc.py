@@ -283,7 +283,7 @@ class _LocalProblem:
             cs.vec(pars[ADMM_AVERAGE]),
         )
         self.lam_sym = cs.vertcat(nlp.lam_g, nlp.lam_h)
-        self.shapes = {n: pars[n].shape for n in self.static_names}
+        self.sizes = {n: pars[n].numel() for n in self.static_names}
         plugin, kind, opts = solver_setup(solver)
         problem = {"x": nlp.x, "p": self.p_sym, "f": nlp.f, "g": cs.vertcat(nlp.g, nlp.h)}
         make = cs.qpsol if kind == "conic" else cs.nlpsol
@@ -311,16 +311,17 @@ class _LocalProblem:
         self._dual_functions: dict[str, cs.Function] = {}
 
     def pack(self, parameters: Mapping[str, Any]) -> npt.NDArray[np.floating]:
-        """The static part of the parameter vector."""
+        """The static part of the parameter vector (a scalar value fills its parameter)."""
         blocks = []
-        for name in self.static_names:
+        for name, size in self.sizes.items():
             if name not in parameters:
                 raise KeyError(f"missing value of MPC parameter {name!r}")
-            shape = self.shapes[name]
             value = np.asarray(parameters[name], dtype=float)
-            if value.ndim == 2:  # matrices are vectorized column-major, as casadi.vec
-                value = value.reshape(-1, order="F")
-            blocks.append(np.broadcast_to(value.reshape(-1), (shape[0] * shape[1],)))
+            # matrices are vectorized column-major, as casadi.vec
+            flat = value.reshape(-1, order="F") if value.ndim == 2 else value.reshape(-1)
+            if flat.size != size:
+                flat = np.broadcast_to(flat, (size,))
+            blocks.append(flat)
         return np.concatenate(blocks) if blocks else np.zeros(0)
 
     def dual_function(self, constraint: str) -> cs.Function:
@@ -444,13 +445,20 @@ class LocalMpc:
         static: npt.NDArray[np.floating],
         y: npt.NDArray[np.floating],
         z: npt.NDArray[np.floating],
+        active_set: npt.NDArray[np.int8] | None = None,
     ) -> LocalSolution:
         """Solve the local V (``kind="V"``) or Q (``kind="Q"``) problem for the packed
         ``static`` parameters (:meth:`pack`) and ADMM variables ``y``, ``z`` (vectors in
-        the layout of :attr:`LocalSolution.x_aug`)."""
+        the layout of :attr:`LocalSolution.x_aug`). ``active_set`` is where an active-set
+        solver starts (e.g. :meth:`~marl_dmpc.qp.AffineRegion.next_active_set` of this
+        problem's last :meth:`region`); other solvers ignore it."""
         problem = self.problems[kind]
         p = np.concatenate((static, y, z))
-        sol = problem.solver.solve(p)
+        solver = problem.solver
+        if active_set is not None and isinstance(solver, ActiveSetQp):
+            sol = solver.solve(p, active_set)
+        else:
+            sol = solver.solve(p)
         return LocalSolution(
             x_aug=sol.x[problem.aug_index],
             success=sol.success,

@@ -117,13 +117,15 @@ class _ActiveSet:
     B: npt.NDArray[np.intp]
     F: npt.NDArray[np.intp]
     status_W: npt.NDArray[np.int8]
-    status_B: npt.NDArray[np.int8]
     at_lower: npt.NDArray[np.bool_]  # over the multipliers [lam_W, lam_B]
     at_upper: npt.NDArray[np.bool_]
     checked: npt.NDArray[np.intp]  # inactive rows of [constraints, bounds] with a finite bound
     H_FB: npt.NDArray[np.floating]
     H_B: npt.NDArray[np.floating]
     A_WB: npt.NDArray[np.floating]
+    w_B: npt.NDArray[np.floating]  # the bound variables' values
+    A_checked: npt.NDArray[np.floating]  # the checked constraint rows of A
+    checked_bounds: npt.NDArray[np.intp]  # the checked variable bounds, as variables
     slopes: dict[str, npt.NDArray[np.floating]] = field(default_factory=dict)
 
 
@@ -133,12 +135,16 @@ class AffineRegion:
     ``d`` of the linear term: ``v = offset + slope @ d``, whose first ``n_out`` entries
     are the requested primal entries and whose others must not exceed ``limit`` (the
     multipliers' signs and the inactive rows' feasibility, one side per entry, tolerance
-    included)."""
+    included). Check ``k`` failing means entry ``flip_index[k]`` of the active set
+    ``active`` should become ``flip_status[k]`` (a primal-dual active-set step)."""
 
     offset: npt.NDArray[np.floating]
     slope: npt.NDArray[np.floating]
     n_out: int
     limit: npt.NDArray[np.floating]
+    active: npt.NDArray[np.int8]
+    flip_index: npt.NDArray[np.intp]
+    flip_status: npt.NDArray[np.int8]
 
     def evaluate(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
         """The primal entries at ``d``, or ``None`` if ``d`` is outside the region."""
@@ -146,6 +152,14 @@ class AffineRegion:
         if (v[self.n_out :] > self.limit).any():
             return None
         return v[: self.n_out]
+
+    def next_active_set(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.int8]:
+        """The active set of one primal-dual active-set step from this region's at
+        ``d`` (for :meth:`ActiveSetQp.solve`); this region's own if ``d`` is inside."""
+        bad = (self.offset[self.n_out :] + self.slope[self.n_out :] @ d) > self.limit
+        guess = self.active.copy()
+        guess[self.flip_index[bad]] = self.flip_status[bad]
+        return guess
 
 
 @dataclass
@@ -257,6 +271,9 @@ class ActiveSetQp:
         # per active set: its KKT data
         self._kkt: dict[bytes, _ActiveSet] = {}
         self._active: npt.NDArray[np.int8] | None = None
+        # the linear term and KKT point (w, lam, checked rows) of the last solve, when
+        # the active-set steps found it
+        self._last_point: tuple[npt.NDArray, ...] | None = None
         #: Counts of solves answered from the last active set, from a guess of an
         #: active-set step, and by the fallback solver; and of KKT factorizations.
         self.stats = {"reused": 0, "guessed": 0, "solver": 0, "factorizations": 0}
@@ -297,19 +314,23 @@ class ActiveSetQp:
             B = np.flatnonzero(active[m:])
             F = np.flatnonzero(active[m:] == 0)
             status = np.concatenate((active[W], active[m + B]))
+            checked = np.flatnonzero((active == 0) & self._finite)
+            n_checked_constraints = np.searchsorted(checked, m)
             self._kkt[key] = _ActiveSet(
                 kkt=_Kkt.factor(self._H, self._A[W], F, self._diagonal),
                 W=W,
                 B=B,
                 F=F,
                 status_W=active[W],
-                status_B=active[m + B],
                 at_lower=status == 1,
                 at_upper=status == 2,
-                checked=np.flatnonzero((active == 0) & self._finite),
+                checked=checked,
                 H_FB=self._H[F[:, None], B],
                 H_B=self._H[B],
                 A_WB=self._A[W[:, None], B],
+                w_B=np.where(active[m + B] == 2, self.ubx[B], self.lbx[B]),
+                A_checked=self._A[checked[:n_checked_constraints]],
+                checked_bounds=checked[n_checked_constraints:] - m,
             )
         return self._kkt[key]
 
@@ -342,20 +363,18 @@ class ActiveSetQp:
         """The KKT point of active set ``s`` for the linear term ``g``: the primal
         ``w``, the multipliers ``[lam_W, lam_B]`` and the values of the checked rows;
         ``None`` if the (singular) KKT system is inconsistent."""
-        w_B = np.where(s.status_B == 2, self.ubx[s.B], self.lbx[s.B])
         d_W = np.where(s.status_W == 2, self._upper[s.W], self._lower[s.W])
-        solution = self._kkt_solution(s, g, w_B, d_W)
+        solution = self._kkt_solution(s, g, s.w_B, d_W)
         if solution is None:
             return None
         w, lam = solution
-        return w, lam, self._row_values(w, s.checked)
+        return w, lam, self._checked_values(s, w)
 
-    def _row_values(
-        self, w: npt.NDArray[np.floating], rows: npt.NDArray[np.intp]
-    ) -> npt.NDArray[np.floating]:
-        """The values of rows ``rows`` of ``[g(w) - g(0); w]`` (``w`` may be a matrix)."""
-        constraints = rows[rows < self.m]
-        return np.concatenate((self._A[constraints] @ w, w[rows[len(constraints) :] - self.m]))
+    @staticmethod
+    def _checked_values(s: _ActiveSet, w: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """The values of the checked rows of ``[g(w) - g(0); w]`` (``w`` may be a
+        matrix)."""
+        return np.concatenate((s.A_checked @ w, w[s.checked_bounds]))
 
     def _try(
         self, active: npt.NDArray[np.int8], g: npt.NDArray[np.floating]
@@ -380,6 +399,7 @@ class ActiveSetQp:
             return None, guess
         lam_g = np.zeros(self.m)
         lam_g[s.W] = lam[: len(s.W)]
+        self._last_point = (g, w, lam, values)
         return QpSolution(w, lam_g, True, "active set re-used"), None
 
     def _active_set(
@@ -391,11 +411,15 @@ class ActiveSetQp:
         return active
 
     # ------------------------------------------------------------------ solve
-    def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
-        """The QP's optimum for the parameters ``p``."""
+    def solve(
+        self, p: npt.NDArray[np.floating], guess: npt.NDArray[np.int8] | None = None
+    ) -> QpSolution:
+        """The QP's optimum for the parameters ``p``; the active-set steps start from
+        ``guess`` (e.g. :meth:`AffineRegion.next_active_set`) if given, else from the
+        last optimal active set."""
         self._set_fixed(p)
         g = self._linear0 + self._linear_slope @ p[self._n_fixed :]
-        active, steps = self._active, 0
+        active, steps = (self._active, 0) if guess is None else (guess, 1)
         while active is not None and steps <= ACTIVE_SET_STEPS:
             solution, guess = self._try(active, g)
             if solution is not None:
@@ -404,6 +428,7 @@ class ActiveSetQp:
                 return solution
             active, steps = guess, steps + 1
         self.stats["solver"] += 1
+        self._last_point = None
         solution = self._fallback.solve(p)
         if solution.success:
             self._active = self._active_set(solution.lam_g, solution.lam_x)
@@ -421,18 +446,27 @@ class ActiveSetQp:
             return None
         if not s.slopes:
             s.slopes.update(self._region_slopes(s))
-        w, lam, values = self._point(s, self._linear0)  # type: ignore[misc]
         slope, signs, rows = s.slopes["slope"], s.slopes["signs"], s.slopes["rows"]
-        n_lam, n_out = len(lam), len(self._rows)
-        # [lam; values] at d = 0, and its one-sided limits: see _region_slopes
+        # the region's [w[rows]; signs * [lam; checked rows]] at d = 0: from the last
+        # solve's point (affine in d) when it has one, else from the KKT system
+        if self._last_point is not None:
+            g, w, lam, values = self._last_point
+            shift = slope @ (g - self._linear0)[self._rows]
+        else:
+            w, lam, values = self._point(s, self._linear0)  # type: ignore[misc]
+            shift = 0.0
+        n_lam = len(lam)
         base = np.concatenate((lam, values))[rows]
         limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), self._upper_tol[s.checked]))
         lower_limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), -self._lower_tol[s.checked]))
         return AffineRegion(
-            offset=np.concatenate((w[self._rows], signs * base)),
+            offset=np.concatenate((w[self._rows], signs * base)) - shift,
             slope=slope,
-            n_out=n_out,
+            n_out=len(self._rows),
             limit=np.where(signs > 0, limits[rows], lower_limits[rows]),
+            active=self._active,
+            flip_index=s.slopes["flip_index"],
+            flip_status=s.slopes["flip_status"],
         )
 
     def _region_slopes(self, s: _ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
@@ -449,6 +483,17 @@ class ActiveSetQp:
         signs = np.concatenate(
             (np.ones(np.count_nonzero(upper)), -np.ones(np.count_nonzero(lower)))
         )
-        derivative = np.concatenate((dlam, self._row_values(dw, s.checked)))[rows]
+        derivative = np.concatenate((dlam, self._checked_values(s, dw)))[rows]
         slope = np.concatenate((dw[self._rows], signs[:, None] * derivative))
-        return {"slope": slope, "signs": signs, "rows": rows}
+        # a failing check: a multiplier's row leaves the active set, an inactive row
+        # enters it at the bound it crosses
+        n_lam = len(dlam)
+        entries = np.concatenate((s.W, self.m + s.B, s.checked))[rows]
+        status = np.where(rows < n_lam, 0, np.where(signs > 0, 2, 1)).astype(np.int8)
+        return {
+            "slope": slope,
+            "signs": signs,
+            "rows": rows,
+            "flip_index": entries,
+            "flip_status": status,
+        }

@@ -72,10 +72,17 @@ def test_region_is_the_solution_while_the_active_set_holds(quiet):
             # the optimum has another active set: some multiplier changes from 0 or to 0
             lam = np.r_[np.asarray(ref["lam_g"]).ravel(), np.asarray(ref["lam_x"]).ravel()]
             active = fast._active_set(lam[:5], lam[5:])
-            assert not np.array_equal(active != 0, fast._active != 0)
+            assert not np.array_equal(active != 0, region.active != 0)
+            # the region's active-set step is the one from the KKT point, and the
+            # steps started there reach the optimum
+            guess = region.next_active_set(qk[rows])
+            _, expected = fast._try(region.active, qk)  # the linear term is q
+            np.testing.assert_array_equal(guess, expected)
+            np.testing.assert_allclose(fast.solve(qk, guess).x, x_ref, atol=1e-9)
         else:
             inside += 1
             np.testing.assert_allclose(got, x_ref[rows], atol=1e-9)
+            np.testing.assert_array_equal(region.next_active_set(qk[rows]), region.active)
     assert inside > 20 and outside > 20
     with pytest.raises(ValueError, match="outside region_rows"):
         ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0, region_rows=rows[:4])
