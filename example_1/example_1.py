@@ -77,8 +77,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Example1Config, Path, boo
         "--admm-tol",
         type=nonnegative_float,
         default=defaults.admm_tol,
-        help="ADMM residual tolerance, 0 runs exactly --admm-iters "
+        help="ADMM primal-residual tolerance, 0 runs exactly --admm-iters "
         "(the release: --admm-iters 50 --admm-tol 0); default %(default)s",
+    )
+    parser.add_argument(
+        "--admm-dual-tol",
+        type=nonnegative_float,
+        default=defaults.admm_dual_tol,
+        help="ADMM dual-residual tolerance; default %(default)s",
     )
     parser.add_argument(
         "--consensus-iters",
@@ -121,6 +127,7 @@ def make_learner(config: Example1Config) -> DistributedQLearning | CentralizedQL
         rho=config.rho,
         admm_iterations=config.admm_iters,
         admm_tolerance=config.admm_tol,
+        admm_dual_tolerance=config.admm_dual_tol,
         consensus_iterations=config.consensus_iters,
         solver=config.solver,
         check_centralized=config.check_centralized,

@@ -9,14 +9,14 @@ One iteration:
    neighbours' copies);
 3. ``y_i += rho (x_aug_i - z_i)``.
 
-It stops when the primal residual ``||x_aug - z||`` and the dual residual
-``rho ||z - z_prev||`` (both over the whole network) are below the tolerance, or after
-the iteration cap. ``y`` and ``z`` are kept between solves, so every solve is
-warm-started from the previous one.
+It stops when the primal residual ``||x_aug - z||`` is below the tolerance and the dual
+residual ``rho ||z - z_prev||`` below the dual tolerance (both over the whole network;
+Boyd et al., "Distributed optimization and statistical learning via ADMM", 2011, section
+3.3.1), or after the iteration cap. ``y`` and ``z`` are kept between solves, so every
+solve is warm-started from the previous one.
 
 With a tolerance, a solve that has not converged after :data:`RHO_WAIT` iterations
-balances ``rho`` every :data:`RHO_PERIOD` iterations (Boyd et al., "Distributed
-optimization and statistical learning via ADMM", 2011, section 3.4.1): ``rho`` is
+balances ``rho`` every :data:`RHO_PERIOD` iterations (Boyd et al., section 3.4.1): ``rho`` is
 multiplied by :data:`RHO_FACTOR` when the primal residual exceeds :data:`RHO_BALANCE`
 times the dual one, and divided by it in the opposite case; every solve starts at the
 nominal ``rho``. Without it, a solve can stall: in Q(s, a) the fixed first input pins
@@ -63,7 +63,8 @@ class AdmmResult:
     primal_residuals, dual_residuals : ndarray
         The residuals after every iteration.
     converged : bool
-        Whether both residuals reached the tolerance (always ``False`` with tolerance 0).
+        Whether both residuals reached their tolerances (always ``False`` with
+        tolerance 0).
     success : bool
         Whether every local solve of the last iteration succeeded.
     """
@@ -105,7 +106,9 @@ class AdmmCoordinator:
     max_iterations : int
         Iteration cap (> 0).
     tolerance : float
-        Stopping tolerance on both residuals; 0 runs exactly ``max_iterations``.
+        Stopping tolerance on the primal residual; 0 runs exactly ``max_iterations``.
+    dual_tolerance : float, optional
+        Stopping tolerance on the dual residual; ``tolerance`` by default.
     """
 
     def __init__(
@@ -114,11 +117,12 @@ class AdmmCoordinator:
         local_mpcs: Sequence[LocalMpc],
         max_iterations: int = 50,
         tolerance: float = 0.0,
+        dual_tolerance: float | None = None,
     ) -> None:
         if max_iterations < 1:
             raise ValueError(f"ADMM needs at least one iteration; got {max_iterations}")
-        if tolerance < 0:
-            raise ValueError(f"ADMM tolerance must be >= 0; got {tolerance}")
+        if tolerance < 0 or (dual_tolerance is not None and dual_tolerance < 0):
+            raise ValueError(f"ADMM tolerances must be >= 0; got {tolerance}, {dual_tolerance}")
         if len(local_mpcs) != network.n_agents:
             raise ValueError("one local MPC per agent is needed")
         self.network = network
@@ -126,6 +130,7 @@ class AdmmCoordinator:
         self.rho = local_mpcs[0].rho
         self.max_iterations = max_iterations
         self.tolerance = tolerance
+        self.dual_tolerance = tolerance if dual_tolerance is None else dual_tolerance
         d = local_mpcs[0].definition
         nx, cols = d.nx, d.horizon + 1
         # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
@@ -216,7 +221,7 @@ class AdmmCoordinator:
             primal_res.append(primal)
             dual_res.append(dual)
             if self.tolerance > 0:
-                if primal <= self.tolerance and dual <= self.tolerance:
+                if primal <= self.tolerance and dual <= self.dual_tolerance:
                     converged = True
                     break
                 if iteration + 1 < RHO_WAIT or (iteration + 1) % RHO_PERIOD:

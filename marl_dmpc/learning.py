@@ -329,7 +329,9 @@ class DistributedQLearning:
     admm_iterations : int
         ADMM iteration cap.
     admm_tolerance : float
-        ADMM residual tolerance (0: always run ``admm_iterations``).
+        ADMM primal-residual tolerance (0: always run ``admm_iterations``).
+    admm_dual_tolerance : float, optional
+        ADMM dual-residual tolerance; ``admm_tolerance`` by default.
     consensus_iterations : int
         Iterations of average consensus for the global scalars.
     solver : str
@@ -347,6 +349,7 @@ class DistributedQLearning:
         rho: float,
         admm_iterations: int,
         admm_tolerance: float,
+        admm_dual_tolerance: float | None = None,
         consensus_iterations: int,
         solver: str,
         check_centralized: bool = False,
@@ -356,7 +359,9 @@ class DistributedQLearning:
         self.network = network
         self.discount = definition.discount
         self.local_mpcs = [LocalMpc(definition, network, i, rho, solver) for i in range(n)]
-        self.admm = AdmmCoordinator(network, self.local_mpcs, admm_iterations, admm_tolerance)
+        self.admm = AdmmCoordinator(
+            network, self.local_mpcs, admm_iterations, admm_tolerance, admm_dual_tolerance
+        )
         self.consensus = AverageConsensus(network, consensus_iterations)
         self.learnable = [
             _StackedParameters(i, definition.learnable_parameters(i, network)) for i in range(n)

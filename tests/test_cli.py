@@ -28,6 +28,7 @@ def run(*args, cwd=None):
         (["--solver", "nosuch"], "invalid choice"),
         (["--out", "/proc/no/such/result.pkl"], "cannot"),
         (["--admm-tol", "nan"], "--admm-tol"),
+        (["--admm-dual-tol", "-1"], "--admm-dual-tol"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(args, fragment):

@@ -20,8 +20,11 @@ from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
 
 SOLVER = "qpoases"
 DEFAULT = Example1Config()
-#: (iteration cap, tolerance): the project's defaults, and tight ones
-SETTINGS = {"default": (DEFAULT.admm_iters, DEFAULT.admm_tol), "tight": (3000, 1e-10)}
+#: (iteration cap, tolerance, dual tolerance): the project's defaults, and tight ones
+SETTINGS = {
+    "default": (DEFAULT.admm_iters, DEFAULT.admm_tol, DEFAULT.admm_dual_tol),
+    "tight": (3000, 1e-10, 1e-10),
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +83,8 @@ def test_admm_equals_centralized(setup, quiet, seed, kind, settings):
     rng = np.random.default_rng(seed)
     state, pars = random_case(definition, net, rng)
     first = rng.normal(size=3) * 0.5 if kind == "V" else rng.uniform(-0.8, 0.8, size=3)
-    iterations, tolerance = SETTINGS[settings]
-    admm = AdmmCoordinator(net, local, max_iterations=iterations, tolerance=tolerance)
+    iterations, tolerance, dual_tolerance = SETTINGS[settings]
+    admm = AdmmCoordinator(net, local, iterations, tolerance, dual_tolerance)
     result = admm.solve(kind, agent_parameters(local, pars, state, kind, first))
     assert result.success and result.converged, (result.iterations, result.statuses)
     mpc, sol = centralized_solution(check, kind, pars, state, first)

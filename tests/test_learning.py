@@ -121,7 +121,7 @@ def test_same_seed_same_closed_loop_100_steps():
 
 @pytest.mark.parametrize("seed", [1, 42])
 def test_default_settings_match_the_centralized_mpc_while_training(seed):
-    """At the default ADMM settings (warm-started, tolerance 1e-6), every solve of a
+    """At the default ADMM settings (warm-started, the default tolerances), every solve of a
     training run gives V and Q within 1e-6 of the centralized MPC and the dynamics
     multipliers within 1e-5."""
     dist, _ = run(60, False, seed, check_centralized=True)  # default ADMM settings
