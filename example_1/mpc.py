@@ -15,9 +15,6 @@ from marl_dmpc.network import Network
 
 from . import model
 
-HORIZON = 10
-DISCOUNT = 0.9
-
 
 class Example1Mpc(LocalMpcDefinition):
     """Agent ``i``'s MPC: learnable offset ``V0``, linear cost ``f``, bound offsets
@@ -30,10 +27,6 @@ class Example1Mpc(LocalMpcDefinition):
 
     nx = model.NX
     nu = model.NU
-
-    def __init__(self, horizon: int = HORIZON, discount: float = DISCOUNT) -> None:
-        self.horizon = horizon
-        self.discount = discount
 
     def learnable_parameters(
         self, agent: int, network: Network

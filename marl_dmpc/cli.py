@@ -2,6 +2,9 @@
 
 * :class:`OneLineArgumentParser` reports a bad flag value in one line and exits with 2;
 * validators for the common flag types, and :func:`check_writable` for output paths;
+* :func:`add_training_flags` and :func:`parse_training_args`: the flags every training
+  script has, each setting the field of the example's
+  :class:`~marl_dmpc.config.TrainingConfig` of the same name;
 * :func:`quiet_solvers` keeps solver banners (qpOASES prints its licence at every solver
   construction) out of the terminal;
 * :class:`TrainingProgress` is the progress bar with the running cost and TD error;
@@ -12,15 +15,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import numpy as np
 from tqdm import tqdm
+
+from .solvers import SOLVER_CHOICES
+
+if TYPE_CHECKING:
+    from .config import TrainingConfig
+
+    ConfigT = TypeVar("ConfigT", bound=TrainingConfig)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -99,6 +110,80 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"cannot write --out {path}: permission denied")
     return path
+
+
+#: The valued flags of :func:`add_training_flags`: flag, type, help (the default is the
+#: config field's of the same name).
+_TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
+    ("--seed", nonnegative_int, "seed of the run (env noise, exploration, replay)"),
+    ("--admm-iters", positive_int, "ADMM iteration cap"),
+    (
+        "--admm-tol",
+        nonnegative_float,
+        "ADMM primal-residual tolerance, 0 runs exactly --admm-iters "
+        "(the release: --admm-iters 50 --admm-tol 0)",
+    ),
+    ("--admm-dual-tol", nonnegative_float, "ADMM dual-residual tolerance"),
+    ("--consensus-iters", nonnegative_int, "average-consensus iterations"),
+)
+
+
+def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
+    """Add the flags every training script has (defaults from ``defaults``): ``--seed``,
+    ``--centralized``, ``--out``, ``--solver``, ``--admm-iters``, ``--admm-tol``,
+    ``--admm-dual-tol``, ``--consensus-iters``, ``--check-centralized`` and
+    ``--no-progress``."""
+    for flag, kind, text in _TRAINING_FLAGS:
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        parser.add_argument(flag, type=kind, default=default, help=f"{text}; default {default}")
+    parser.add_argument(
+        "--solver",
+        choices=SOLVER_CHOICES,
+        default=defaults.solver,
+        help=f"solver of the MPCs; default {defaults.solver}",
+    )
+    parser.add_argument(
+        "--out", default=None, help="result pickle; default runs/<example>_<mode>_seed<seed>.pkl"
+    )
+    parser.add_argument(
+        "--centralized",
+        action="store_true",
+        help="learn with the centralized MPC (mpcrl's LSTD Q-learning)",
+    )
+    parser.add_argument(
+        "--check-centralized",
+        action="store_true",
+        help="also solve the centralized MPC at every distributed solve and "
+        "record the V, Q and multiplier gaps",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def parse_training_args(
+    parser: argparse.ArgumentParser,
+    config_type: type[ConfigT],
+    example: str,
+    argv: Sequence[str] | None = None,
+) -> tuple[ConfigT, Path, bool]:
+    """Parse ``argv`` with a parser of :func:`add_training_flags` into the config (every
+    flag named like a field sets it), the checked output path (default
+    ``runs/<example>_<mode>_seed<seed>.pkl``) and whether to show progress."""
+    args = parser.parse_args(argv)
+    if args.centralized and args.check_centralized:
+        parser.error("--check-centralized applies to distributed runs only")
+    config = config_type(
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(config_type)
+            if hasattr(args, f.name)
+        }
+    )
+    out = args.out or f"runs/{example}_{config.mode}_seed{config.seed}.pkl"
+    try:
+        out_path = check_writable(out)
+    except ValueError as err:
+        parser.error(str(err))
+    return config, out_path, not args.no_progress
 
 
 @contextlib.contextmanager

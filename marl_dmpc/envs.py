@@ -1,4 +1,11 @@
-"""Environment helpers shared by the examples."""
+"""Environment helpers shared by the examples.
+
+An env whose MPC parameters vary in time (e.g., a measured load and its set points)
+has a method ``mpc_parameters()`` returning their values at its current state by
+global name (:func:`~marl_dmpc.blocks.parameter_name`); both learners read them with
+:func:`mpc_parameters` after every reset and every step, so V(s) and Q(s, a) are always
+solved with the values that belong to ``s``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
+
+
+def mpc_parameters(env: gym.Env) -> dict[str, npt.NDArray[np.floating]]:
+    """The env's time-varying MPC parameters at its current state (through any
+    wrappers); empty if it has none."""
+    try:
+        getter = env.get_wrapper_attr("mpc_parameters")
+    except AttributeError:
+        return {}
+    return {name: np.asarray(value, dtype=float) for name, value in getter().items()}
 
 
 class StepRecorder(gym.Wrapper):

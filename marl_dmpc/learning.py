@@ -49,6 +49,7 @@ from mpcrl.util.seeding import RngType, mk_seed
 from .admm import AdmmCoordinator, AdmmResult
 from .blocks import dynamics_name
 from .consensus import AverageConsensus
+from .envs import mpc_parameters
 from .exploration import PerAgentExploration
 from .mpc import (
     INIT_ACTION,
@@ -474,6 +475,7 @@ class DistributedQLearning:
         with single_threaded_blas():
             for episode in range(episodes):
                 state, _ = env.reset(seed=mk_seed(rng))
+                self._read_env_parameters(env)
                 returns[episode] = self._train_episode(env, state, callback)
                 if self.update_strategy.hook == "on_episode_end":
                     self._maybe_update()
@@ -489,6 +491,7 @@ class DistributedQLearning:
         while not done:
             q = self.action_value(state, action, None if updated else sol_v)
             new_state, cost, truncated, terminated, info = env.step(action)
+            self._read_env_parameters(env)
             new_action, sol_v = self.state_value(new_state)
             td_error = self._store_experience(info[AGENT_COSTS], q, sol_v)
             state, action = new_state, new_action
@@ -498,6 +501,15 @@ class DistributedQLearning:
             if callback is not None:
                 callback(td_error)
         return total
+
+    def _read_env_parameters(self, env: Env) -> None:
+        """Give every agent the env's current values of its time-varying parameters."""
+        for name, value in mpc_parameters(env).items():
+            owners = [pars for pars in self.fixed_parameters if name in pars]
+            if not owners:
+                raise KeyError(f"the env's MPC parameter {name!r} is no agent's fixed parameter")
+            for pars in owners:
+                pars[name] = value
 
     def _store_experience(
         self, agent_costs: npt.ArrayLike, q: ActionValue, sol_v: AdmmResult
@@ -625,6 +637,21 @@ class CentralizedQLearning(LstdQLearningAgent):
                 return super().train(env, episodes, seed, **kwargs)
         finally:
             self.log.td_errors = [float(td) for td in self.td_errors or []]
+
+    def _read_env_parameters(self, env: Env) -> None:
+        fixed = self.fixed_parameters
+        for name, value in mpc_parameters(env).items():
+            if name not in fixed:
+                raise KeyError(f"the env's MPC parameter {name!r} is not a fixed parameter")
+            fixed[name] = value
+
+    def on_episode_start(self, env: Env, episode: int, state: Any) -> None:
+        super().on_episode_start(env, episode, state)
+        self._read_env_parameters(env)
+
+    def on_env_step(self, env: Env, episode: int, timestep: int) -> None:
+        super().on_env_step(env, episode, timestep)
+        self._read_env_parameters(env)
 
     def on_update(self) -> None:
         super().on_update()

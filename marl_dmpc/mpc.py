@@ -67,10 +67,10 @@ ADMM_PENALTY = "admm_rho"
 class LocalMpcDefinition(ABC):
     """One agent's learnable MPC, as an example specifies it.
 
-    Subclasses set :attr:`nx`, :attr:`nu`, :attr:`horizon` and :attr:`discount`, and
-    implement :meth:`learnable_parameters`, :meth:`action_bounds` and :meth:`build`.
-    Parameter names returned by the methods must be global (:func:`parameter_name`).
-    :meth:`build` writes the dynamics with
+    Subclasses set :attr:`nx` and :attr:`nu` and implement
+    :meth:`learnable_parameters`, :meth:`action_bounds` and :meth:`build`; the horizon
+    and the discount are given at construction. Parameter names returned by the methods
+    must be global (:func:`parameter_name`). :meth:`build` writes the dynamics with
     :func:`~marl_dmpc.blocks.add_dynamics` and every softened state bound with
     :func:`~marl_dmpc.blocks.add_soft_bounds`.
     """
@@ -83,6 +83,10 @@ class LocalMpcDefinition(ABC):
     """Prediction horizon ``N``."""
     discount: float
     """Discount factor ``gamma`` of the MPC's stage costs (and of Q-learning)."""
+
+    def __init__(self, horizon: int, discount: float) -> None:
+        self.horizon = horizon
+        self.discount = discount
 
     @abstractmethod
     def learnable_parameters(

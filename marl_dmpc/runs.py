@@ -19,11 +19,35 @@ import numpy.typing as npt
 from mpcrl import MpcSolverError
 
 from .cli import TrainingProgress
+from .config import TrainingConfig
 from .envs import StepRecorder
 from .learning import CentralizedQLearning, DistributedQLearning
+from .mpc import LocalMpcDefinition
+from .network import Network
 from .results import save_result, versions
 
 Learner = DistributedQLearning | CentralizedQLearning
+
+
+def make_learner(
+    definition: LocalMpcDefinition, network: Network, config: TrainingConfig
+) -> Learner:
+    """The learner ``config`` asks for: centralized (mpcrl's agent on the network's MPC)
+    or distributed (consensus ADMM over the local MPCs)."""
+    if config.centralized:
+        return CentralizedQLearning(definition, network, config.q_learning(), solver=config.solver)
+    return DistributedQLearning(
+        definition,
+        network,
+        config.q_learning(),
+        rho=config.rho,
+        admm_iterations=config.admm_iters,
+        admm_tolerance=config.admm_tol,
+        admm_dual_tolerance=config.admm_dual_tol,
+        consensus_iterations=config.consensus_iters,
+        solver=config.solver,
+        check_centralized=config.check_centralized,
+    )
 
 
 @dataclasses.dataclass
@@ -51,15 +75,30 @@ def training_result(
     episodes = [env.episode_arrays(e) for e in range(len(env.costs))]
     if len(episodes) == 1:
         arrays = episodes[0]
-    else:
-        arrays = {k: np.stack([ep[k] for ep in episodes]) for k in episodes[0]} if episodes else {}
+    else:  # (episodes, steps, ...); an unfinished last episode is padded with NaN
+        arrays = {}
+        for key in episodes[0] if episodes else ():
+            longest = max(len(ep[key]) for ep in episodes)
+            stacked = np.full((len(episodes), longest, *episodes[0][key].shape[1:]), np.nan)
+            for e, ep in enumerate(episodes):
+                stacked[e, : len(ep[key])] = ep[key]
+            arrays[key] = stacked
+    td_errors = np.asarray(log.td_errors, dtype=float)
+    ends = np.cumsum([len(costs) for costs in env.costs])
     return {
         "kind": "training",
         "mode": "centralized" if isinstance(learner, CentralizedQLearning) else "distributed",
         "status": status,
         "config": dataclasses.asdict(config),
         **arrays,
-        "td_errors": np.asarray(log.td_errors, dtype=float),
+        "td_errors": td_errors,
+        "episode_costs": np.array([sum(costs) for costs in env.costs], dtype=float),
+        "episode_td_errors": np.array(
+            [
+                td_errors[end - len(costs) : end].mean() if len(costs) else np.nan
+                for costs, end in zip(env.costs, ends, strict=True)
+            ]
+        ),
         "params": log.parameter_history(),
         "admm_iterations": np.asarray(log.admm_iterations, dtype=int),
         "centralized_check": {k: np.asarray(v) for k, v in log.check.items()},

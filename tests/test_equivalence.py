@@ -33,7 +33,7 @@ def setup():
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):
-        definition = Example1Mpc()
+        definition = Example1Mpc(DEFAULT.horizon, DEFAULT.discount)
         net = model.network()
         local = [LocalMpc(definition, net, i, DEFAULT.rho, SOLVER) for i in range(3)]
         check = CentralizedCheck(definition, net, local, SOLVER)
