@@ -22,12 +22,9 @@ from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
     add_training_flags,
-    fail,
     parse_training_args,
     positive_int,
-    quiet_solvers,
 )
-from marl_dmpc.envs import StepRecorder  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Example1Config, Path, bool]:
@@ -54,24 +51,16 @@ def make_learner(config: Example1Config) -> runs.Learner:
 
 def main(argv: list[str] | None = None) -> int:
     config, out, progress = parse_args(argv)
-    print(
-        f"example 1, {config.mode}, {config.steps} steps, seed {config.seed} -> {out}", flush=True
+    return runs.run_training(
+        f"example 1, {config.steps} steps",
+        config,
+        out,
+        progress,
+        lambda: make_learner(config),
+        lambda: CoupledLinearSystemsEnv(max_steps=config.steps),
+        1,
+        config.steps,
     )
-    with quiet_solvers():
-        learner = make_learner(config)
-        env = StepRecorder(CoupledLinearSystemsEnv(max_steps=config.steps))
-        outcome = runs.train_and_save(
-            learner, env, 1, config.steps, config.seed, config, out, progress
-        )
-    result = outcome.result
-    print(
-        f"{outcome.status}: {result['steps_completed']} steps, {result['updates']} updates, "
-        f"total cost {result['costs'].sum():.4g}, {result['ms_per_step']:.1f} ms/step; "
-        f"result written to {out}"
-    )
-    if outcome.status == "failed":
-        fail(outcome.message)
-    return 130 if outcome.status == "interrupted" else 0
 
 
 if __name__ == "__main__":

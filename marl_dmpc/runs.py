@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from gymnasium import Env
 from mpcrl import MpcSolverError
 
-from .cli import TrainingProgress
+from .cli import TrainingProgress, fail, quiet_solvers
 from .config import TrainingConfig
 from .envs import StepRecorder
 from .learning import CentralizedQLearning, DistributedQLearning
@@ -142,3 +144,36 @@ def train_and_save(
     result = training_result(learner, env, config, wall, status, np.diff(ends))
     save_result(out, result)
     return RunOutcome(status, out, message, result)
+
+
+def run_training(
+    label: str,
+    config: TrainingConfig,
+    out: Path,
+    progress: bool,
+    learner_factory: Callable[[], Learner],
+    env_factory: Callable[[], Env],
+    episodes: int,
+    total_steps: int,
+) -> int:
+    """A training script's body: build the learner and the env (solver banners
+    silenced), train and save, print a one-line summary; returns the exit code (0, or
+    130 if interrupted; a failed MPC ends with a one-line error)."""
+    print(f"{label}, {config.mode}, seed {config.seed} -> {out}", flush=True)
+    with quiet_solvers():
+        learner = learner_factory()
+        env = StepRecorder(env_factory())
+        outcome = train_and_save(
+            learner, env, episodes, total_steps, config.seed, config, out, progress
+        )
+    result = outcome.result
+    costs = result["episode_costs"]
+    episodes_text = f", last episode {costs[-1]:.4g}" if len(costs) > 1 else ""
+    print(
+        f"{outcome.status}: {result['steps_completed']} steps, {result['updates']} updates, "
+        f"total cost {costs.sum():.4g}{episodes_text}, {result['ms_per_step']:.1f} ms/step; "
+        f"result written to {out}"
+    )
+    if outcome.status == "failed":
+        fail(outcome.message)
+    return 130 if outcome.status == "interrupted" else 0

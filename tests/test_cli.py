@@ -1,4 +1,4 @@
-"""The training script: bad input ends in one line and exit code 2; a short run writes a
+"""The training scripts: bad input ends in one line and exit code 2; a short run writes a
 complete result file."""
 
 import subprocess
@@ -84,3 +84,28 @@ def test_short_distributed_run_writes_a_result(tmp_path):
     assert len(check["gradient_error"]) == 9 and max(check["gradient_error"]) < 1e-4
     assert set(r["versions"]) >= {"casadi", "csnlp", "mpcrl", "numpy"}
     assert r["wall_time_s"] > 0 and np.isfinite(r["ms_per_step"])
+
+
+POWER_SCRIPT = str(ROOT / "power_system" / "q_learning_power.py")
+
+
+def test_power_script_bad_input_and_a_one_episode_run(tmp_path):
+    bad = subprocess.run(
+        [sys.executable, POWER_SCRIPT, "--episodes", "0"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    out = tmp_path / "p.pkl"
+    proc = subprocess.run(
+        [sys.executable, POWER_SCRIPT, "--episodes", "1", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = load_result(out)
+    assert r["status"] == "completed" and r["steps_completed"] == 100
+    assert r["states"].shape == (101, 16) and r["actions"].shape == (100, 4)
+    assert r["episode_costs"].shape == (1,) and r["episode_td_errors"].shape == (1,)
+    assert r["episode_costs"][0] == pytest.approx(r["costs"].sum())
+    assert r["params"]["P_tie_2_3"].shape == (2, 1) and r["params"]["Q_x_2"].shape == (2, 4, 4)
+    assert r["config"]["episodes"] == 1 and r["config"]["update_hook"] == "on_episode_end"

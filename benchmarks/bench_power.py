@@ -1,0 +1,69 @@
+"""Example 2: ms per training step, distributed and centralized, and the projected wall
+time of the paper's run (100 episodes of 100 steps).
+
+Trains the power system for a few episodes (default 2) in each mode, same seed, default
+settings, and prints per mode: ms per step (median and mean), ADMM iterations per solve
+(mean, max, solves at the cap), and the wall time that 100 episodes would take at that
+mean. Figures only, no pass/fail.
+
+    python benchmarks/bench_power.py [--episodes 2] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from marl_dmpc.cli import quiet_solvers  # noqa: E402
+from marl_dmpc.envs import StepRecorder  # noqa: E402
+from power_system import q_learning_power as script  # noqa: E402
+from power_system.config import PowerSystemConfig  # noqa: E402
+from power_system.env import PowerSystemEnv  # noqa: E402
+
+PAPER_EPISODES = 100
+
+
+def measure(centralized: bool, episodes: int, seed: int) -> dict[str, float]:
+    config = PowerSystemConfig(episodes=episodes, seed=seed, centralized=centralized)
+    with quiet_solvers():
+        learner = script.make_learner(config)
+        env = StepRecorder(PowerSystemEnv(max_steps=config.episode_steps))
+        ends = [time.perf_counter()]
+        learner.train(env, episodes, seed=seed, callback=lambda _: ends.append(time.perf_counter()))
+    ms = 1e3 * np.diff(ends)
+    its = np.asarray(learner.log.admm_iterations)
+    return {
+        "median ms/step": float(np.median(ms)),
+        "mean ms/step": float(ms.mean()),
+        "ADMM its mean": float(its.mean()) if its.size else float("nan"),
+        "ADMM its max": int(its.max()) if its.size else 0,
+        "solves at the cap": int((its >= config.admm_iters).sum()) if its.size else 0,
+        "projected 100 episodes min": ms.mean() * PAPER_EPISODES * config.episode_steps / 6e4,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes", type=int, default=2, help="episodes per mode")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(f"power system, {args.episodes} episodes per mode, seed {args.seed}")
+    rows = {
+        "distributed": measure(False, args.episodes, args.seed),
+        "centralized": measure(True, args.episodes, args.seed),
+    }
+    columns = list(rows["distributed"])
+    print(" | ".join(["mode", *columns]))
+    for mode, row in rows.items():
+        print(" | ".join([mode, *(f"{row[c]:.4g}" for c in columns)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Example 2: the discretization, the plant, ADMM against the centralized MPC, and the
+two learners on the same seed."""
+
+import contextlib
+import io
+
+import casadi as cs
+import numpy as np
+import pytest
+import scipy.linalg
+
+from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.discretization import squarings_for, zero_order_hold
+from marl_dmpc.envs import StepRecorder, mpc_parameters
+from marl_dmpc.learning import CentralizedCheck
+from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
+from power_system import model
+from power_system import q_learning_power as script
+from power_system.config import PowerSystemConfig
+from power_system.env import PowerSystemEnv, network_matrices
+from power_system.mpc import PowerSystemMpc
+
+CONFIG = PowerSystemConfig()
+
+
+def expm_zoh(A, B, ts):
+    """The reference: the blocks of scipy's exp([[A, B], [0, 0]] ts)."""
+    n, m = B.shape
+    M = np.zeros((n + m, n + m))
+    M[:n, :n], M[:n, n:] = A, B
+    E = scipy.linalg.expm(M * ts)
+    return E[:n, :n], E[:n, n:]
+
+
+def test_zero_order_hold_equals_expm():
+    A, B, L = network_matrices()
+    held = np.hstack((B, L))
+    Ad, Bd = zero_order_hold(A, held, model.TS)
+    Ad_ref, Bd_ref = expm_zoh(A, held, model.TS)
+    assert np.abs(Ad - Ad_ref).max() < 1e-10 and np.abs(Bd - Bd_ref).max() < 1e-10
+    with pytest.raises(ValueError, match="squarings"):
+        zero_order_hold(cs.SX.sym("A", 2, 2), np.ones((2, 1)), 1.0)
+
+
+@pytest.mark.parametrize("area", range(model.N_AREAS))
+def test_symbolic_zero_order_hold_at_the_true_values_equals_expm(area):
+    """The learnable MPC's discretization, a CasADi expression of the tie-line
+    coefficients, evaluated at the true ones."""
+    neighbours = model.network().neighbours(area)
+    tie = [cs.SX.sym(f"P_{j}") for j in neighbours]
+    Ad, Bd, Ld, couplings = PowerSystemMpc(5, 0.9).discrete_model(area, tie)
+    evaluate = cs.Function("zoh", tie, [Ad, cs.horzcat(Bd, Ld, *couplings)])
+    true = [model.P_TIE[area, j] for j in neighbours]
+    Ad_num, held_num = (np.asarray(v) for v in evaluate(*true))
+    A, B, L, A_c = model.area_matrices(area, true)
+    Ad_ref, held_ref = expm_zoh(A, np.hstack((B, L, *A_c)), model.TS)
+    assert np.abs(Ad_num - Ad_ref).max() < 1e-10
+    assert np.abs(held_num - held_ref).max() < 1e-10
+    assert squarings_for(A, model.TS) >= squarings_for(A, model.TS, margin=1.0)
+
+
+def test_plant_without_noise_matches_the_discrete_model():
+    """CVODES over each step against the exact discretization, inputs held."""
+    env = PowerSystemEnv(noise=False)
+    x, _ = env.reset(seed=0)
+    A, B, L = network_matrices()
+    Ad, Bd = zero_order_hold(A, np.hstack((B, L)), model.TS)
+    u = np.array([0.05, -0.02, 0.1, 0.0])
+    for k in range(1, 61):
+        x_next, *_ = env.step(u)
+        expected = Ad @ x + Bd @ np.r_[u, model.scheduled_load(k)]
+        assert np.abs(x_next - expected).max() < 1e-6, k
+        x = x_next
+
+
+def test_env_schedule_noise_and_mpc_parameters():
+    env = StepRecorder(PowerSystemEnv())
+    env.reset(seed=3)
+    assert all(np.all(v == 0) for v in mpc_parameters(env).values())
+    for _ in range(5):
+        _, cost, _, _, info = env.step(np.zeros(4))
+        assert cost == pytest.approx(info["agent_costs"].sum())
+    pars = mpc_parameters(env)  # through the wrapper: the load of step 5
+    np.testing.assert_array_equal(pars["load_0"], [0.15])
+    np.testing.assert_array_equal(pars["x_o_0"], [0, 0, 0.15, 0.15])
+    np.testing.assert_array_equal(pars["u_o_1"], [0.0])
+    # the same seed, the same noise; another seed, other noise
+    runs = []
+    for seed in (3, 3, 4):
+        e = PowerSystemEnv()
+        e.reset(seed=seed)
+        runs.append(np.array([e.step(np.zeros(4))[0] for _ in range(3)]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert np.abs(runs[0] - runs[2]).max() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def problems():
+    with contextlib.redirect_stdout(io.StringIO()):
+        definition = PowerSystemMpc(CONFIG.horizon, CONFIG.discount)
+        net = model.network()
+        local = [LocalMpc(definition, net, i, CONFIG.rho, "qpoases") for i in range(4)]
+        check = CentralizedCheck(definition, net, local, "qpoases")
+    return definition, net, local, check
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kind", ["V", "Q"])
+def test_admm_equals_centralized(problems, quiet, seed, kind):
+    """At a random state, load and parameters near their initial values: V or Q to
+    1e-6 and the dynamics multipliers to 1e-4 (they are of order 100 here)."""
+    definition, net, local, check = problems
+    rng = np.random.default_rng(seed)
+    state = rng.uniform(-0.05, 0.05, 16)
+    load = rng.uniform(-0.15, 0.15, 4)
+    first = rng.normal(size=4) * 0.04 if kind == "V" else rng.uniform(-0.1, 0.1, 4)
+    x_o, u_o = model.set_points(load)
+    extra = PERTURBATION if kind == "V" else INIT_ACTION
+    agents, merged = [], {}
+    for i in range(4):
+        pars = {
+            name: value + 0.01 * rng.standard_normal(np.shape(value)) * np.abs(value).max()
+            for name, value in definition.learnable_parameters(i, net).items()
+        }
+        pars.update({f"load_{i}": load[i : i + 1], f"x_o_{i}": x_o[i], f"u_o_{i}": u_o[i]})
+        merged.update(pars)
+        agents.append({**pars, f"x{i}_0": state[4 * i : 4 * i + 4], extra: first[i : i + 1]})
+    admm = AdmmCoordinator(net, local, 20_000, 1e-10, 1e-10)
+    result = admm.solve(kind, agents)
+    assert result.success and result.converged, result.iterations
+    errors = check.compare(kind, result, merged, state, first)
+    assert errors[f"{kind.lower()}_error"] < 1e-6
+    assert errors["dual_error"] < 1e-4
+
+
+def train(centralized: bool, episodes: int = 2):
+    config = PowerSystemConfig(episodes=episodes, centralized=centralized)
+    with contextlib.redirect_stdout(io.StringIO()):
+        learner = script.make_learner(config)
+        env = StepRecorder(PowerSystemEnv(max_steps=config.episode_steps))
+        learner.train(env, episodes, seed=config.seed)
+    return learner, env
+
+
+def test_distributed_and_centralized_learn_the_same_parameters():
+    """Two episodes (two updates), same seed, default settings."""
+    dist, _ = train(False)
+    cen, _ = train(True)
+    pd, pc = dist.log.parameter_history(), cen.log.parameter_history()
+    assert pd.keys() == pc.keys() and "P_tie_2_3" in pd and "Q_x_2" in pd
+    assert len(pd["V0_0"]) == 3  # initial value and one update per episode
+    gap = max(np.abs(pd[k] - pc[k]).max() for k in pd)
+    assert gap < 1e-4
+    # and every parameter that learning moved, by the same amount (measured: within 2 %)
+    moved = 0
+    for name in pd:
+        change = np.abs(pc[name][-1] - pc[name][0]).max()
+        if change > 1e-6:
+            moved += 1
+            assert np.abs(pd[name] - pc[name]).max() < 0.1 * change, name
+    assert moved >= 10
