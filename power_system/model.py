@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import casadi as cs
 import numpy as np
 import numpy.typing as npt
 
@@ -107,8 +108,6 @@ def area_matrices(
     CasADi symbols); ``h``, ``d``, ``t_t`` and ``t_g`` default to the true values.
     Numeric input gives arrays; symbolic input gives CasADi matrices.
     """
-    import casadi as cs
-
     h = H[i] if h is None else h
     d = D[i] if d is None else d
     t_t = T_T[i] if t_t is None else t_t
