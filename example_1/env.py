@@ -8,12 +8,12 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
-from marl_dmpc.learning import AGENT_COSTS
+from marl_dmpc.envs import NetworkEnv
 
 from . import model
 
 
-class CoupledLinearSystemsEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
+class CoupledLinearSystemsEnv(NetworkEnv):
     """Three coupled linear systems with the true dynamics and uniform noise.
 
     Observation: the agents' states concatenated, shape ``(6,)``. Action: their inputs
@@ -62,23 +62,10 @@ class CoupledLinearSystemsEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.f
         self._steps = 0
         return self._x.copy(), {}
 
-    def step(
-        self, action: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.floating], float, bool, bool, dict[str, Any]]:
-        u = np.asarray(action, dtype=float).reshape(-1)
-        if u.shape != self.action_space.shape:
-            raise ValueError(f"action must have {self.action_space.shape[0]} entries; got {u.size}")
+    def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         agent_costs = model.stage_costs(self._x, u, self.n_agents)
         w = np.zeros((self.n_agents, model.NX))
         if self.noise:
             w[:, 0] = self.np_random.uniform(model.NOISE_LOW, model.NOISE_HIGH, self.n_agents)
         self._x = self.A @ self._x + self.B @ u + w.reshape(-1)
-        self._steps += 1
-        truncated = self.max_steps is not None and self._steps >= self.max_steps
-        return (
-            self._x.copy(),
-            float(agent_costs.sum()),
-            False,
-            truncated,
-            {AGENT_COSTS: agent_costs},
-        )
+        return agent_costs

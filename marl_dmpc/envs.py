@@ -15,6 +15,43 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
+#: Key of the per-agent stage costs in the ``info`` dict returned by an env's ``step``.
+AGENT_COSTS = "agent_costs"
+
+
+class NetworkEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
+    """The common part of a network's plant: ``step`` checks the action's size,
+    advances the plant (:meth:`_advance`), counts the steps, truncates after
+    ``max_steps`` (if not ``None``) and returns the network's stage cost with every
+    agent's share in ``info[AGENT_COSTS]``. Subclasses set :attr:`action_space` and
+    keep the state in ``_x``; ``reset`` must set ``_steps = 0``."""
+
+    max_steps: int | None
+    _x: npt.NDArray[np.floating]
+    _steps: int = 0
+
+    def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """Move ``_x`` one step under the input ``u``; returns every agent's stage cost
+        of the state before the step and ``u``."""
+        raise NotImplementedError
+
+    def step(
+        self, action: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.floating], float, bool, bool, dict[str, Any]]:
+        u = np.asarray(action, dtype=float).reshape(-1)
+        if u.shape != self.action_space.shape:
+            raise ValueError(f"action must have {self.action_space.shape[0]} entries; got {u.size}")
+        agent_costs = self._advance(u)
+        self._steps += 1
+        truncated = self.max_steps is not None and self._steps >= self.max_steps
+        return (
+            self._x.copy(),
+            float(agent_costs.sum()),
+            False,
+            truncated,
+            {AGENT_COSTS: agent_costs},
+        )
+
 
 def mpc_parameters(env: gym.Env) -> dict[str, npt.NDArray[np.floating]]:
     """The env's time-varying MPC parameters at its current state (through any

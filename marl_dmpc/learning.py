@@ -49,7 +49,7 @@ from mpcrl.util.seeding import RngType, mk_seed
 from .admm import AdmmCoordinator, AdmmResult
 from .blocks import dynamics_name
 from .consensus import AverageConsensus
-from .envs import mpc_parameters
+from .envs import AGENT_COSTS, mpc_parameters
 from .exploration import PerAgentExploration
 from .mpc import (
     INIT_ACTION,
@@ -63,9 +63,6 @@ from .mpc import (
 )
 from .network import Network
 from .threads import single_threaded_blas
-
-#: Key of the per-agent stage costs in the ``info`` dict returned by an env's ``step``.
-AGENT_COSTS = "agent_costs"
 
 StepCallback = Callable[[float], None]
 """Called at the end of every training step with the step's TD error."""

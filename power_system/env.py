@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from marl_dmpc.blocks import parameter_name
-from marl_dmpc.learning import AGENT_COSTS
+from marl_dmpc.envs import NetworkEnv
 
 from . import model
 
@@ -58,7 +58,7 @@ def stage_costs(
     return costs + model.VIOLATION_WEIGHT * violation
 
 
-class PowerSystemEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
+class PowerSystemEnv(NetworkEnv):
     """Four power-system areas connected by tie lines, load frequency control.
 
     Observation: the areas' states concatenated, shape ``(16,)``. Action: their inputs,
@@ -131,25 +131,12 @@ class PowerSystemEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]
             values[parameter_name("u_o", i)] = u_o[i]
         return values
 
-    def step(
-        self, action: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.floating], float, bool, bool, dict[str, Any]]:
-        u = np.asarray(action, dtype=float).reshape(-1)
-        if u.shape != self.action_space.shape:
-            raise ValueError(f"action must have {self.action_space.shape[0]} entries; got {u.size}")
+    def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         agent_costs = stage_costs(self._x, u, self._load)
-        self._steps += 1
-        self._load = model.scheduled_load(self._steps)
+        self._load = model.scheduled_load(self._steps + 1)  # the step being taken
         disturbed = self._load.copy()
         if self.noise:
             disturbed += self.np_random.uniform(-model.LOAD_NOISE, model.LOAD_NOISE, self.n_agents)
         out = self._integrator(x0=self._x, p=np.concatenate((u, disturbed)))
         self._x = np.asarray(out["xf"], dtype=float).reshape(-1)
-        truncated = self.max_steps is not None and self._steps >= self.max_steps
-        return (
-            self._x.copy(),
-            float(agent_costs.sum()),
-            False,
-            truncated,
-            {AGENT_COSTS: agent_costs},
-        )
+        return agent_costs

@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 from example_1 import model
 from example_1.env import CoupledLinearSystemsEnv
-from marl_dmpc.learning import AGENT_COSTS
+from marl_dmpc.envs import AGENT_COSTS
 from marl_dmpc.results import ResultFileError, load_result, save_result
 
 

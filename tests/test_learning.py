@@ -18,8 +18,7 @@ import pytest
 
 from example_1.config import Example1Config
 from example_1.env import CoupledLinearSystemsEnv
-from marl_dmpc.envs import StepRecorder
-from marl_dmpc.learning import AGENT_COSTS
+from marl_dmpc.envs import AGENT_COSTS, StepRecorder
 
 from .helpers import load_example_script
 
