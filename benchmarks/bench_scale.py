@@ -50,7 +50,9 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
     # mpcrl's agent adds Q's first-action constraint, as for the centralized learner
     central = Agent(build_centralized_mpc(definition, net, centralized_solver)).Q
     setup_s = time.perf_counter() - start
-    admm = AdmmCoordinator(net, local, config.admm_iters, config.admm_tol, config.admm_dual_tol)
+    admm = AdmmCoordinator(
+        net, local, config.admm_iters, config.admm_tol, config.admm_dual_tol, config.admm_memory
+    )
     learnable = [definition.learnable_parameters(i, net) for i in range(n)]
     merged = {k: v for pars in learnable for k, v in pars.items()}
     A, B = model.network_matrices(model.TRUE, net)

@@ -10,8 +10,9 @@ from marl_dmpc.config import TrainingConfig
 @dataclass(frozen=True, kw_only=True)
 class Example1Config(TrainingConfig):
     """Settings of an example-1 training run (one episode of ``steps`` steps); defaults
-    are the release's hyperparameters (SPEC.md) except the ADMM stopping rule and the
-    solver, and a short run length."""
+    are the release's hyperparameters (SPEC.md) except the ADMM algorithm (stopping rule,
+    acceleration) and the solver, which do not change the MPC's solution, and a short
+    run length."""
 
     steps: int = 200
     # distributed MPC; primal and dual residual tolerances: V, Q within 1e-6 and duals
@@ -20,6 +21,8 @@ class Example1Config(TrainingConfig):
     rho: float = 0.5
     admm_tol: float = 3e-8
     admm_dual_tol: float = 1e-6
+    # Anderson acceleration: 79 -> 32 ADMM iterations per solve (300 steps, seed 1)
+    admm_memory: int = 10
     # MPC
     horizon: int = 10
     discount: float = 0.9

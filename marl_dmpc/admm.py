@@ -22,9 +22,19 @@ times the dual one, and divided by it in the opposite case; every solve starts a
 nominal ``rho``. Without it, a solve can stall: in Q(s, a) the fixed first input pins
 an agent's ``x_1`` except through its copies of its neighbours' initial states, which
 then stay ``~1e-4`` off while ``y`` grows by ``rho`` times that per iteration (measured:
-1000 iterations without converging). The fixed point is the same for any ``rho``. A
-tolerance of 0 runs exactly the cap with the nominal ``rho`` (the release's
-plain ADMM with 50 iterations).
+1000 iterations without converging). The fixed point is the same for any ``rho``.
+
+With a tolerance and a memory, the iteration is Anderson-accelerated (:class:`_Anderson`):
+as a map of ``d = y - rho z`` it is affine while the local active sets hold, and its
+slow modes are few. They come from copies whose owner cannot move them while their
+holder's cost is very sensitive to them (e.g. a neighbour's angle under a power-system
+area whose input is saturated): plain ADMM moves their duals by ``rho`` times a tiny
+residual per iteration (measured on the power system: a quarter of the solves of the
+first episodes at the 1000-iteration cap, the residual falling 3 % per 100 iterations).
+The extrapolation's history is dropped whenever a local active set or ``rho`` changes.
+
+A tolerance of 0 runs exactly the cap with the nominal ``rho`` and no acceleration (the
+release's plain ADMM with 50 iterations).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import lapack
 
 from .mpc import LocalMpc, LocalSolution
 from .network import Network
@@ -48,6 +59,9 @@ RHO_PERIOD = 10
 RHO_BALANCE = 10.0
 #: by this factor.
 RHO_FACTOR = 2.0
+#: Tikhonov term of Anderson acceleration's least squares, relative to the mean squared
+#: norm of the residual differences.
+ANDERSON_REGULARIZATION = 1e-12
 
 
 @dataclass
@@ -109,6 +123,9 @@ class AdmmCoordinator:
         Stopping tolerance on the primal residual; 0 runs exactly ``max_iterations``.
     dual_tolerance : float, optional
         Stopping tolerance on the dual residual; ``tolerance`` by default.
+    memory : int, optional
+        Memory of the Anderson acceleration (:class:`_Anderson`) of the iteration; 0
+        (default) is plain ADMM. Used only with a tolerance.
     """
 
     def __init__(
@@ -118,11 +135,14 @@ class AdmmCoordinator:
         max_iterations: int = 50,
         tolerance: float = 0.0,
         dual_tolerance: float | None = None,
+        memory: int = 0,
     ) -> None:
         if max_iterations < 1:
             raise ValueError(f"ADMM needs at least one iteration; got {max_iterations}")
         if tolerance < 0 or (dual_tolerance is not None and dual_tolerance < 0):
             raise ValueError(f"ADMM tolerances must be >= 0; got {tolerance}, {dual_tolerance}")
+        if memory < 0:
+            raise ValueError(f"Anderson memory must be >= 0; got {memory}")
         if len(local_mpcs) != network.n_agents:
             raise ValueError("one local MPC per agent is needed")
         self.network = network
@@ -131,6 +151,7 @@ class AdmmCoordinator:
         self.max_iterations = max_iterations
         self.tolerance = tolerance
         self.dual_tolerance = tolerance if dual_tolerance is None else dual_tolerance
+        self.memory = memory
         d = local_mpcs[0].definition
         nx, cols = d.nx, d.horizon + 1
         # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
@@ -149,6 +170,7 @@ class AdmmCoordinator:
         ]
         self._all_index = np.concatenate(self._index)
         self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols)
+        self._anderson = _Anderson(memory, len(self._all_index))
         self.reset()
 
     def reset(self) -> None:
@@ -159,12 +181,14 @@ class AdmmCoordinator:
     def solve(self, kind: str, parameters: Sequence[dict[str, Any]]) -> AdmmResult:
         """Solve the network's V (``kind="V"``) or Q (``kind="Q"``) problem.
 
-        Where an agent's local problem keeps its optimal active set from one iteration
-        to the next, its solution is the affine map of :meth:`LocalMpc.region` (one
-        matrix-vector product); otherwise (first iteration, active-set change, other
-        solvers) the local problem is solved, its active-set steps starting from the
-        step the failed region's checks give
-        (:meth:`~marl_dmpc.qp.AffineRegion.next_active_set`).
+        The iteration runs on ``d = y - rho z`` (every agent's view of it), the only input
+        of the local problems (their linear term on ``x_aug``); ``z`` is ``-avg(d) / rho``
+        because the duals of one entry's copies sum to zero. Where an agent's local
+        problem keeps its optimal active set from one iteration to the next, its
+        solution is the affine map of :meth:`LocalMpc.region` (one matrix-vector
+        product); otherwise (first iteration, active-set change, other solvers) the
+        local problem is solved, its active-set steps starting from the step the failed
+        region's checks give (:meth:`~marl_dmpc.qp.AffineRegion.next_active_set`).
 
         Parameters
         ----------
@@ -173,67 +197,79 @@ class AdmmCoordinator:
         parameters : sequence of dict
             Every agent's parameter values for :meth:`LocalMpc.solve`.
         """
-        rho, z, y = self.rho, self.z, self.y
-        mpcs, slices, index = self.local_mpcs, self._slices, self._index
+        rho = self.rho
+        mpcs, slices = self.local_mpcs, self._slices
         n = len(mpcs)
         static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
         regions: list[AffineRegion | None] = [None] * n
         primal_res: list[float] = []
         dual_res: list[float] = []
         converged = failed = False
-        x = np.empty_like(y)
-        all_index = self._all_index
-        views = z[all_index]  # every agent's view of z
+        x = np.empty_like(self.y)
+        views = self._view(self.z)
+        d = self.y - rho * views
+        y, z = self.y, self.z
+        anderson = self._anderson if self.tolerance > 0 else _Anderson(0, 0)
+        anderson.reset()
         next_rho = rho
         for iteration in range(self.max_iterations):
             if next_rho != rho:
+                # same y and z, new penalty
+                d = y - next_rho * views
                 rho = next_rho
                 static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
                 regions = [None] * n
-            # this iteration's inputs (the updates below make new arrays) and the agents
-            # solved in it; the local problems' linear terms on x_aug move by y - rho z
-            y_used, z_used = y, z
+                anderson.reset()
+            # this iteration's inputs (the updates below make new arrays)
+            y_used, views_used = y, views
             solved: list[LocalSolution | None] = [None] * n
-            d = y - rho * views
             for i in range(n):
                 region, di = regions[i], d[slices[i]]
                 xi = None if region is None else region.evaluate(di)
                 if xi is None:
                     start = None if region is None else region.next_active_set(di)
                     solution = solved[i] = mpcs[i].solve(
-                        kind, static[i], y[slices[i]], z[index[i]], start
+                        kind, static[i], y[slices[i]], views[slices[i]], start
                     )
                     failed = not solution.success
                     if failed:
                         break
                     xi = solution.x_aug
                     regions[i] = mpcs[i].region(kind)
+                    # the map d -> x changed: the secant history no longer describes it
+                    anderson.reset()
                 x[slices[i]] = xi
             if failed:
                 break
-            z_new = np.bincount(all_index, weights=x, minlength=len(z)) / self._counts
-            views_new = z_new[all_index]
+            z = self._average(x)
+            views_new = self._view(z)
             r = x - views_new
             dz = views_new - views
-            y = y + rho * r
-            z, views = z_new, views_new
             primal, dual = float(np.sqrt(r @ r)), rho * float(np.sqrt(dz @ dz))
             primal_res.append(primal)
             dual_res.append(dual)
+            y = y + rho * r
             if self.tolerance > 0:
                 if primal <= self.tolerance and dual <= self.dual_tolerance:
                     converged = True
                     break
-                if iteration + 1 < RHO_WAIT or (iteration + 1) % RHO_PERIOD:
-                    continue
-                if primal > RHO_BALANCE * dual:
-                    next_rho = rho * RHO_FACTOR
-                elif dual > RHO_BALANCE * primal:
-                    next_rho = rho / RHO_FACTOR
+                if iteration + 1 >= RHO_WAIT and (iteration + 1) % RHO_PERIOD == 0:
+                    if primal > RHO_BALANCE * dual:
+                        next_rho = rho * RHO_FACTOR
+                    elif dual > RHO_BALANCE * primal:
+                        next_rho = rho / RHO_FACTOR
+            g = y - rho * views_new  # the plain ADMM step's d
+            d = anderson.step(d, g)
+            if d is g:
+                views = views_new
+            else:  # the extrapolated point's z and y
+                z = -self._average(d) / rho
+                views = self._view(z)
+                y = d + rho * views
         # the local solutions of the last iteration (the failed one included), from its
         # inputs
         local = [
-            solved[i] or mpcs[i].solve(kind, static[i], y_used[slices[i]], z_used[index[i]])
+            solved[i] or mpcs[i].solve(kind, static[i], y_used[slices[i]], views_used[slices[i]])
             for i in range(n)
         ]
         self.y = y
@@ -245,3 +281,67 @@ class AdmmCoordinator:
             dual_residuals=np.asarray(dual_res),
             converged=converged,
         )
+
+    def _average(self, values: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """The average over every copy of each entry of ``z``."""
+        return np.bincount(self._all_index, weights=values, minlength=len(self._counts)) / (
+            self._counts
+        )
+
+    def _view(self, z: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """Every agent's view of ``z``, in the layout of ``y``."""
+        return z[self._all_index]
+
+
+class _Anderson:
+    """Type-II Anderson acceleration of a fixed-point iteration ``d <- G(d)`` (Walker and
+    Ni, "Anderson acceleration for fixed-point iterations", 2011): the next point is
+    ``G(d) - dG gamma``, with ``gamma`` fitting the last ``memory`` residual differences
+    ``dF`` to the residual ``G(d) - d`` in least squares (normal equations with a small
+    Tikhonov term, :data:`ANDERSON_REGULARIZATION`). While ``G`` is affine (the local
+    problems keep their active sets), this is GMRES on the fixed-point equation, which
+    removes the few slow modes plain ADMM has when ``rho`` suits some entries and not
+    others. Memory 0 is the plain iteration."""
+
+    def __init__(self, memory: int, size: int) -> None:
+        self.memory = memory
+        self._F = np.zeros((memory, size))  # rows: the residual differences
+        self._G = np.zeros((memory, size))  # rows: the step differences
+        self._gram = np.zeros((memory, memory))  # F F^T
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history (``G`` changed)."""
+        self._f: npt.NDArray[np.floating] | None = None
+        self._g: npt.NDArray[np.floating] | None = None
+        self._used = 0  # rows of the history in use
+        self._next = 0  # the row the next difference goes to (the oldest when full)
+
+    def step(
+        self, d: npt.NDArray[np.floating], g: npt.NDArray[np.floating]
+    ) -> npt.NDArray[np.floating]:
+        """The next point after ``d``, whose plain step is ``g = G(d)`` (``g`` itself
+        when there is no history)."""
+        if self.memory == 0:
+            return g
+        f = g - d
+        if self._f is not None:
+            k, df = self._next, f - self._f
+            self._F[k] = df
+            self._G[k] = g - self._g
+            self._used = max(self._used, k + 1)
+            column = self._F[: self._used] @ df
+            self._gram[k, : self._used] = column
+            self._gram[: self._used, k] = column
+            self._next = (k + 1) % self.memory
+        self._f, self._g = f, g
+        used = self._used
+        if used == 0:
+            return g
+        gram = self._gram[:used, :used]
+        gram = gram + (ANDERSON_REGULARIZATION * np.trace(gram) / used) * np.eye(used)
+        _, gamma, info = lapack.dposv(gram, self._F[:used] @ f)
+        if info != 0:  # numerically dependent differences: start over
+            self.reset()
+            return g
+        return g - gamma @ self._G[:used]

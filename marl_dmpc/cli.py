@@ -124,6 +124,11 @@ _TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
         "(the release: --admm-iters 50 --admm-tol 0)",
     ),
     ("--admm-dual-tol", nonnegative_float, "ADMM dual-residual tolerance"),
+    (
+        "--admm-memory",
+        nonnegative_int,
+        "memory of the Anderson acceleration of ADMM, 0 is plain ADMM (only with a tolerance)",
+    ),
     ("--consensus-iters", nonnegative_int, "average-consensus iterations"),
 )
 
@@ -131,7 +136,7 @@ _TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
 def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
     """Add the flags every training script has (defaults from ``defaults``): ``--seed``,
     ``--centralized``, ``--out``, ``--solver``, ``--admm-iters``, ``--admm-tol``,
-    ``--admm-dual-tol``, ``--consensus-iters``, ``--check-centralized`` and
+    ``--admm-dual-tol``, ``--admm-memory``, ``--consensus-iters``, ``--check-centralized`` and
     ``--no-progress``."""
     for flag, kind, text in _TRAINING_FLAGS:
         default = getattr(defaults, flag[2:].replace("-", "_"))

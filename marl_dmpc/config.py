@@ -35,6 +35,9 @@ class TrainingConfig(QLearningSettings):
     admm_tol, admm_dual_tol : float
         ADMM tolerances on the primal and the dual residual; ``admm_tol = 0`` runs
         exactly ``admm_iters`` iterations (the release's plain ADMM).
+    admm_memory : int
+        Memory of the Anderson acceleration of ADMM (0: plain ADMM; used only with a
+        tolerance).
     consensus_iters : int
         Iterations of average consensus for the global scalars.
     check_centralized : bool
@@ -52,6 +55,7 @@ class TrainingConfig(QLearningSettings):
     admm_iters: int = 1000
     admm_tol: float
     admm_dual_tol: float
+    admm_memory: int
     consensus_iters: int = 100
     check_centralized: bool = False
     horizon: int

@@ -330,6 +330,8 @@ class DistributedQLearning:
         ADMM primal-residual tolerance (0: always run ``admm_iterations``).
     admm_dual_tolerance : float, optional
         ADMM dual-residual tolerance; ``admm_tolerance`` by default.
+    admm_memory : int
+        Memory of the Anderson acceleration of ADMM (0: plain ADMM).
     consensus_iterations : int
         Iterations of average consensus for the global scalars.
     solver : str
@@ -348,6 +350,7 @@ class DistributedQLearning:
         admm_iterations: int,
         admm_tolerance: float,
         admm_dual_tolerance: float | None = None,
+        admm_memory: int = 0,
         consensus_iterations: int,
         solver: str,
         check_centralized: bool = False,
@@ -358,7 +361,12 @@ class DistributedQLearning:
         self.discount = definition.discount
         self.local_mpcs = [LocalMpc(definition, network, i, rho, solver) for i in range(n)]
         self.admm = AdmmCoordinator(
-            network, self.local_mpcs, admm_iterations, admm_tolerance, admm_dual_tolerance
+            network,
+            self.local_mpcs,
+            admm_iterations,
+            admm_tolerance,
+            admm_dual_tolerance,
+            memory=admm_memory,
         )
         self.consensus = AverageConsensus(network, consensus_iterations)
         self.learnable = [

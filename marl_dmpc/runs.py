@@ -46,6 +46,7 @@ def make_learner(
         admm_iterations=config.admm_iters,
         admm_tolerance=config.admm_tol,
         admm_dual_tolerance=config.admm_dual_tol,
+        admm_memory=config.admm_memory,
         consensus_iterations=config.consensus_iters,
         solver=config.solver,
         check_centralized=config.check_centralized,

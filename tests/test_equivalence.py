@@ -20,10 +20,11 @@ from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
 
 SOLVER = "qpoases"
 DEFAULT = Example1Config()
-#: (iteration cap, tolerance, dual tolerance): the project's defaults, and tight ones
+#: (iteration cap, tolerance, dual tolerance, Anderson memory): the project's defaults,
+#: and tight ones with plain ADMM
 SETTINGS = {
-    "default": (DEFAULT.admm_iters, DEFAULT.admm_tol, DEFAULT.admm_dual_tol),
-    "tight": (3000, 1e-10, 1e-10),
+    "default": (DEFAULT.admm_iters, DEFAULT.admm_tol, DEFAULT.admm_dual_tol, DEFAULT.admm_memory),
+    "tight": (3000, 1e-10, 1e-10, 0),
 }
 
 
@@ -83,8 +84,8 @@ def test_admm_equals_centralized(setup, quiet, seed, kind, settings):
     rng = np.random.default_rng(seed)
     state, pars = random_case(definition, net, rng)
     first = rng.normal(size=3) * 0.5 if kind == "V" else rng.uniform(-0.8, 0.8, size=3)
-    iterations, tolerance, dual_tolerance = SETTINGS[settings]
-    admm = AdmmCoordinator(net, local, iterations, tolerance, dual_tolerance)
+    iterations, tolerance, dual_tolerance, memory = SETTINGS[settings]
+    admm = AdmmCoordinator(net, local, iterations, tolerance, dual_tolerance, memory)
     result = admm.solve(kind, agent_parameters(local, pars, state, kind, first))
     assert result.success and result.converged, (result.iterations, result.statuses)
     mpc, sol = centralized_solution(check, kind, pars, state, first)
@@ -138,9 +139,33 @@ def test_q_at_v_action_is_v_without_perturbation(setup, quiet):
 
 
 def test_release_fixed_iterations_run_exactly_the_cap(setup, quiet):
+    """Tolerance 0 is the release's plain ADMM: exactly the cap, no acceleration."""
     definition, net, local, _ = setup
     state, pars = random_case(definition, net, np.random.default_rng(5))
-    admm = AdmmCoordinator(net, local, max_iterations=7, tolerance=0.0)
-    result = admm.solve("V", agent_parameters(local, pars, state, "V", np.zeros(3)))
-    assert result.iterations == 7 and not result.converged
-    assert result.primal_residuals.shape == result.dual_residuals.shape == (7,)
+    parameters = agent_parameters(local, pars, state, "V", np.zeros(3))
+    results = [
+        AdmmCoordinator(net, local, max_iterations=7, tolerance=0.0, memory=memory).solve(
+            "V", parameters
+        )
+        for memory in (0, 10)
+    ]
+    for result in results:
+        assert result.iterations == 7 and not result.converged
+        assert result.primal_residuals.shape == result.dual_residuals.shape == (7,)
+    np.testing.assert_array_equal(results[0].primal_residuals, results[1].primal_residuals)
+
+
+def test_anderson_acceleration_reaches_the_same_solution_sooner(setup, quiet):
+    """From the same cold start, to the same tolerance: the same V and first actions
+    (1e-7), in fewer iterations than plain ADMM."""
+    definition, net, local, _ = setup
+    state, pars = random_case(definition, net, np.random.default_rng(11))
+    parameters = agent_parameters(local, pars, state, "V", np.zeros(3))
+    plain, accelerated = (
+        AdmmCoordinator(net, local, 5000, 1e-10, 1e-10, memory).solve("V", parameters)
+        for memory in (0, 10)
+    )
+    assert plain.converged and accelerated.converged
+    assert abs(plain.values.sum() - accelerated.values.sum()) < 1e-7
+    np.testing.assert_allclose(plain.action, accelerated.action, atol=1e-7)
+    assert accelerated.iterations < plain.iterations

@@ -24,7 +24,9 @@ from .helpers import load_example_script
 
 example_1 = load_example_script()
 
-DISTRIBUTED = {"admm_iters": 5000, "admm_tol": 1e-9}
+#: tight ADMM settings: the learners must then agree step for step (at the defaults an
+#: action near an active-set change can differ by ~1e-5 and the TD error with it)
+DISTRIBUTED = {"admm_iters": 5000, "admm_tol": 1e-10, "admm_dual_tol": 1e-10}
 
 
 class AgentCostRecorder(gym.Wrapper):

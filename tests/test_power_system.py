@@ -107,8 +107,9 @@ def problems():
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("kind", ["V", "Q"])
 def test_admm_equals_centralized(problems, quiet, seed, kind):
-    """At a random state, load and parameters near their initial values: V or Q to
-    1e-6 and the dynamics multipliers to 1e-4 (they are of order 100 here)."""
+    """At a random state, load and parameters near their initial values, with the
+    default ADMM settings from a cold start: V or Q to 1e-6 and the dynamics multipliers
+    to 1e-4 (they are of order 100 here)."""
     definition, net, local, check = problems
     rng = np.random.default_rng(seed)
     state = rng.uniform(-0.05, 0.05, 16)
@@ -125,7 +126,9 @@ def test_admm_equals_centralized(problems, quiet, seed, kind):
         pars.update({f"load_{i}": load[i : i + 1], f"x_o_{i}": x_o[i], f"u_o_{i}": u_o[i]})
         merged.update(pars)
         agents.append({**pars, f"x{i}_0": state[4 * i : 4 * i + 4], extra: first[i : i + 1]})
-    admm = AdmmCoordinator(net, local, 20_000, 1e-10, 1e-10)
+    admm = AdmmCoordinator(
+        net, local, CONFIG.admm_iters, CONFIG.admm_tol, CONFIG.admm_dual_tol, CONFIG.admm_memory
+    )
     result = admm.solve(kind, agents)
     assert result.success and result.converged, result.iterations
     errors = check.compare(kind, result, merged, state, first)
