@@ -7,6 +7,7 @@ inaccurate model (:data:`INACCURATE`); the plant uses :data:`TRUE`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,16 +56,20 @@ def network() -> Network:
     return Network.chain(N_AGENTS)
 
 
-def network_matrices(model: LinearModel, net: Network) -> tuple[npt.NDArray, npt.NDArray]:
-    """The stacked ``(A, B)`` of the whole network for ``model``."""
+def network_matrices(
+    model: LinearModel | Sequence[LinearModel], net: Network
+) -> tuple[npt.NDArray, npt.NDArray]:
+    """The stacked ``(A, B)`` of the whole network for ``model`` (one for every agent,
+    or one per agent)."""
     n = net.n_agents
+    models = [model] * n if isinstance(model, LinearModel) else list(model)
     A = np.zeros((n * NX, n * NX))
     B = np.zeros((n * NX, n * NU))
-    for i in range(n):
-        A[i * NX : (i + 1) * NX, i * NX : (i + 1) * NX] = model.A
-        B[i * NX : (i + 1) * NX, i * NU : (i + 1) * NU] = model.B
+    for i, m in enumerate(models):
+        A[i * NX : (i + 1) * NX, i * NX : (i + 1) * NX] = m.A
+        B[i * NX : (i + 1) * NX, i * NU : (i + 1) * NU] = m.B
         for j in net.neighbours(i):
-            A[i * NX : (i + 1) * NX, j * NX : (j + 1) * NX] = model.A_c
+            A[i * NX : (i + 1) * NX, j * NX : (j + 1) * NX] = m.A_c
     return A, B
 
 
@@ -74,3 +79,23 @@ def stage_costs(x: npt.NDArray, u: npt.NDArray, n_agents: int = N_AGENTS) -> npt
     u = np.reshape(u, (n_agents, NU))
     viol = np.maximum(0.0, X_LB - x) + np.maximum(0.0, x - X_UB)
     return 0.5 * ((x**2).sum(1) + 0.5 * (u**2).sum(1) + viol @ VIOLATION_WEIGHT)
+
+
+def violations(states: npt.ArrayLike, n_agents: int = N_AGENTS) -> npt.NDArray[np.bool_]:
+    """Whether each network state (rows of ``states``) has some agent outside its state
+    bounds ``[X_LB, X_UB]``."""
+    x = np.asarray(states, dtype=float).reshape(-1, n_agents, NX)
+    return ((x < X_LB) | (x > X_UB)).any(axis=(1, 2))
+
+
+def sample_model(rng: np.random.Generator) -> LinearModel:
+    """One agent's model as the scenario MPC samples it (SPEC.md): the inaccurate ``A``
+    plus U[-0.1, 0.1] on entries (0, 0), (0, 1), (1, 1); ``A_c`` entry (1, 1) from
+    U[-0.1, 0]; the inaccurate ``B`` plus U[0, 0.075] on entry 0 and U[-0.075, 0] on
+    entry 1."""
+    A = INACCURATE.A.copy()
+    A[[0, 0, 1], [0, 1, 1]] += rng.uniform(-0.1, 0.1, 3)
+    A_c = np.zeros((NX, NX))
+    A_c[1, 1] = rng.uniform(-0.1, 0.0)
+    B = INACCURATE.B + np.array([[rng.uniform(0.0, 0.075)], [rng.uniform(-0.075, 0.0)]])
+    return LinearModel(A=A, B=B, A_c=A_c)

@@ -67,6 +67,23 @@ def nonnegative_int(text: str) -> int:
     return _int_at_least(text, 0, "an integer >= 0")
 
 
+def _int_list(text: str, item: Callable[[str], int], what: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in parts):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
+    return [item(part) for part in parts]
+
+
+def positive_int_list(text: str) -> list[int]:
+    """Comma-separated integers > 0 (``"10,25"``)."""
+    return _int_list(text, positive_int, "positive integers")
+
+
+def nonnegative_int_list(text: str) -> list[int]:
+    """Comma-separated integers >= 0 (``"0,5,10"``)."""
+    return _int_list(text, nonnegative_int, "integers >= 0")
+
+
 def nonnegative_float(text: str) -> float:
     """A finite float >= 0."""
     try:
@@ -110,6 +127,35 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"cannot write --out {path}: permission denied")
     return path
+
+
+def output_path(text: str) -> Path:
+    """A result file that can be written (see :func:`check_writable`)."""
+    try:
+        return check_writable(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_evaluation_flags(parser: argparse.ArgumentParser, steps: int, workers: int) -> None:
+    """Add the flags of the evaluation scripts: ``--eval-seed`` (the episodes' noise, the
+    same for every controller), ``--steps`` (episode length) and ``--workers``
+    (parallel processes)."""
+    parser.add_argument(
+        "--eval-seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the evaluation episodes' noise (the same for every controller); default 0",
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=steps, help="episode length; default %(default)s"
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=workers,
+        help="parallel processes; default %(default)s (the number of cores)",
+    )
 
 
 #: The valued flags of :func:`add_training_flags`: flag, type, help (the default is the

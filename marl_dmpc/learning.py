@@ -396,6 +396,22 @@ class DistributedQLearning:
             values.update(pars.values)
         return values
 
+    def set_parameter_values(self, values: Mapping[str, npt.ArrayLike]) -> None:
+        """Set the learnable parameters to ``values`` (by global name, every one of
+        them; e.g. a row of a result file's parameter history)."""
+        for i, pars in enumerate(self.learnable):
+            missing = [name for name in pars.shapes if name not in values]
+            if missing:
+                raise KeyError(f"no value for the learnable parameter(s) {', '.join(missing)}")
+            theta = np.concatenate(
+                [
+                    np.asarray(values[name], dtype=float).reshape(shape).reshape(-1, order="F")
+                    for name, shape in pars.shapes.items()
+                ]
+            )
+            pars.parameters.update_values({f"theta_{i}": theta})
+            pars.refresh()
+
     # ------------------------------------------------------------------ solving
     def _solve(self, kind: str, state: npt.ArrayLike, first: npt.ArrayLike | None) -> AdmmResult:
         n = self.network.n_agents
@@ -480,7 +496,7 @@ class DistributedQLearning:
         with single_threaded_blas():
             for episode in range(episodes):
                 state, _ = env.reset(seed=mk_seed(rng))
-                self._read_env_parameters(env)
+                self.read_env_parameters(env)
                 returns[episode] = self._train_episode(env, state, callback)
                 if self.update_strategy.hook == "on_episode_end":
                     self._maybe_update()
@@ -496,7 +512,7 @@ class DistributedQLearning:
         while not done:
             q = self.action_value(state, action, None if updated else sol_v)
             new_state, cost, truncated, terminated, info = env.step(action)
-            self._read_env_parameters(env)
+            self.read_env_parameters(env)
             new_action, sol_v = self.state_value(new_state)
             td_error = self._store_experience(info[AGENT_COSTS], q, sol_v)
             state, action = new_state, new_action
@@ -507,7 +523,7 @@ class DistributedQLearning:
                 callback(td_error)
         return total
 
-    def _read_env_parameters(self, env: Env) -> None:
+    def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
         for name, value in mpc_parameters(env).items():
             owners = [pars for pars in self.fixed_parameters if name in pars]
@@ -604,6 +620,18 @@ class CentralizedQLearning(LstdQLearningAgent):
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         return dict(self.learnable_parameters.value_as_dict)
 
+    def set_parameter_values(self, values: Mapping[str, npt.ArrayLike]) -> None:
+        """Set the learnable parameters to ``values`` (by global name, every one of
+        them)."""
+        names = list(self.learnable_parameters)
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise KeyError(f"no value for the learnable parameter(s) {', '.join(missing)}")
+        self.learnable_parameters.update_values(
+            {name: np.asarray(values[name], dtype=float) for name in names}
+        )
+        self._last_value = None
+
     def state_value(self, state: Any, deterministic: bool = False, **kwargs: Any) -> Any:
         action, solution = super().state_value(state, deterministic, **kwargs)
         self._last_value = (
@@ -643,7 +671,8 @@ class CentralizedQLearning(LstdQLearningAgent):
         finally:
             self.log.td_errors = [float(td) for td in self.td_errors or []]
 
-    def _read_env_parameters(self, env: Env) -> None:
+    def read_env_parameters(self, env: Env) -> None:
+        """Give the MPC the env's current values of its time-varying parameters."""
         fixed = self.fixed_parameters
         for name, value in mpc_parameters(env).items():
             if name not in fixed:
@@ -652,11 +681,11 @@ class CentralizedQLearning(LstdQLearningAgent):
 
     def on_episode_start(self, env: Env, episode: int, state: Any) -> None:
         super().on_episode_start(env, episode, state)
-        self._read_env_parameters(env)
+        self.read_env_parameters(env)
 
     def on_env_step(self, env: Env, episode: int, timestep: int) -> None:
         super().on_env_step(env, episode, timestep)
-        self._read_env_parameters(env)
+        self.read_env_parameters(env)
 
     def on_update(self) -> None:
         super().on_update()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-SOLVER_CHOICES = ("qpoases", "osqp", "ipopt", "qrqp")
+SOLVER_CHOICES = ("qpoases", "osqp", "ipopt", "qrqp", "highs")
 DEFAULT_SOLVER = "qpoases"
 
 
@@ -46,6 +46,8 @@ def solver_setup(name: str) -> tuple[str, Literal["nlp", "conic"], dict[str, Any
         return "osqp", "conic", {"osqp": osqp, "error_on_fail": False}
     if name == "qrqp":
         return "qrqp", "conic", {"print_iter": False, "print_header": False, "error_on_fail": False}
+    if name == "highs":
+        return "highs", "conic", {"highs": {"output_flag": False}, "error_on_fail": False}
     if name == "ipopt":
         ipopt = {"print_level": 0, "sb": "yes", "tol": 1e-10, "max_iter": 1000}
         return "ipopt", "nlp", {"print_time": False, "ipopt": ipopt, "error_on_fail": False}

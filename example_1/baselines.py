@@ -1,0 +1,164 @@
+"""Example 1's baselines (SPEC.md): the nominal MPC with the inaccurate and with the true
+model, and the scenario MPC with K sampled models or K copies of the true model, each
+over one 100-step episode from the SPEC's initial state, and the table of their costs.
+
+    python example_1/baselines.py                     # K = 10 and 25, all cores
+    python example_1/baselines.py --scenarios 25 --workers 1 --out runs/base.pkl
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from example_1 import model  # noqa: E402
+from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
+from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
+from marl_dmpc.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_evaluation_flags,
+    fail,
+    nonnegative_int,
+    output_path,
+    positive_int_list,
+    quiet_solvers,
+)
+from marl_dmpc.evaluation import (  # noqa: E402
+    MpcController,
+    default_workers,
+    evaluation_result,
+    result_table,
+    run_episode,
+    run_jobs,
+)
+from marl_dmpc.learning import MpcSolverError  # noqa: E402
+from marl_dmpc.results import save_result  # noqa: E402
+from marl_dmpc.solvers import SOLVER_CHOICES  # noqa: E402
+
+#: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
+HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
+#: Every scenario adds a fixed disturbance from U[DISTURBANCE_LOW, 0] to every state.
+DISTURBANCE_LOW = -0.1
+
+
+def build_mpc(
+    kind: str, scenarios: int, discount: float, rng: np.random.Generator, solver: str = "ipopt"
+) -> ScenarioMpc:
+    """The centralized MPC with the stage cost of the learnable MPC's without its
+    learnable terms (``0.5 (||x||^2 + 0.5 ||u||^2 + w^T s)``, no terminal cost): one
+    scenario per model, each model ``"inaccurate"``, ``"true"`` or ``"sampled"``
+    (:func:`example_1.model.sample_model`, per agent). IPOPT by default: HiGHS reported
+    some of the 25-scenario QPs unbounded and OSQP stopped at its iteration cap."""
+    net = model.network()
+    n = net.n_agents
+    models = []
+    for _ in range(scenarios):
+        if kind == "sampled":
+            agents = [model.sample_model(rng) for _ in range(n)]
+        else:
+            agents = [model.TRUE if kind == "true" else model.INACCURATE] * n
+        models.append(model.network_matrices(agents, net))
+    nx = n * model.NX
+    bounds = SoftStateBounds(
+        C=np.eye(nx),
+        lb=np.tile(model.X_LB, n),
+        ub=np.tile(model.X_UB, n),
+        weight=0.5 * np.tile(model.VIOLATION_WEIGHT, n),
+    )
+    return ScenarioMpc(
+        A=[A for A, _ in models],
+        B=[B for _, B in models],
+        horizon=HORIZON,
+        discount=discount,
+        Q=0.5 * np.eye(nx),
+        R=0.25 * np.eye(n * model.NU),
+        bounds=bounds,
+        u_lb=np.tile(model.U_LB, n),
+        u_ub=np.tile(model.U_UB, n),
+        Q_terminal=np.zeros((nx, nx)),
+        solver=solver,
+    )
+
+
+def controllers(scenario_counts: list[int]) -> list[tuple[str, str, int]]:
+    """``(label, model kind, K)`` of every baseline; K = 1 is the nominal MPC."""
+    rows = [("nominal, inaccurate model", "inaccurate", 1), ("nominal, true model", "true", 1)]
+    for K in scenario_counts:
+        rows.append((f"scenario K={K}, sampled models", "sampled", K))
+        rows.append((f"scenario K={K}, true model", "true", K))
+    return rows
+
+
+def run_baseline(job: tuple[str, int, int, int, int, str]) -> dict[str, np.ndarray]:
+    """One baseline's episode: ``(model kind, K, scenario seed, evaluation seed,
+    steps, solver)``. The scenarios' models and disturbances come from the scenario
+    seed."""
+    kind, K, seed, eval_seed, steps, solver = job
+    rng = np.random.default_rng(seed)
+    with quiet_solvers():
+        nominal = K == 1
+        discount = NOMINAL_DISCOUNT if nominal else SCENARIO_DISCOUNT
+        mpc = build_mpc(kind, K, discount, rng, solver)
+        disturbances = (
+            None if nominal else rng.uniform(DISTURBANCE_LOW, 0.0, (K, mpc.nx))
+        )  # fixed per scenario, held over the horizon
+        controller = MpcController(mpc, lambda env, rng: {"disturbances": disturbances})
+        return run_episode(CoupledLinearSystemsEnv(max_steps=steps), controller, eval_seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        type=positive_int_list,
+        default=[10, 25],
+        help="scenario counts K of the scenario MPC, comma-separated; default 10,25",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=1, help="seed of the scenario draws; default 1"
+    )
+    parser.add_argument(
+        "--solver",
+        choices=SOLVER_CHOICES,
+        default="ipopt",
+        help="solver of the MPCs' QPs; default %(default)s",
+    )
+    add_evaluation_flags(parser, 100, default_workers())
+    parser.add_argument(
+        "--out",
+        type=output_path,
+        default="runs/example_1_baselines.pkl",
+        help="result file; default %(default)s",
+    )
+    args = parser.parse_args(argv)
+    rows = controllers(args.scenarios)
+    jobs = [(kind, K, args.seed, args.eval_seed, args.steps, args.solver) for _, kind, K in rows]
+    start = time.perf_counter()
+    try:
+        episodes = run_jobs(run_baseline, jobs, args.workers)
+    except MpcSolverError as err:
+        fail(str(err))
+    result = evaluation_result(
+        "example_1_baselines",
+        [label for label, _, _ in rows],
+        [[ep] for ep in episodes],
+        model.violations,
+        time.perf_counter() - start,
+        seed=args.seed,
+        eval_seed=args.eval_seed,
+        scenarios=list(args.scenarios),
+    )
+    save_result(args.out, result)
+    print(result_table(result, "controller", result["labels"]))
+    print(f"result written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

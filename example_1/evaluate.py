@@ -1,0 +1,130 @@
+"""Evaluate example 1's learned policy: the greedy policy of a training result with the
+parameters learned after each listed number of updates, over one 100-step episode
+from the SPEC's initial state (the same noise for every checkpoint), and the table of
+their costs.
+
+    python example_1/evaluate.py runs/example_1_distributed_seed1.pkl
+    python example_1/evaluate.py RESULT.pkl --updates 0,5,10,25,50,100,500,2500,5000,7500,10000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from example_1 import model  # noqa: E402
+from example_1.config import Example1Config  # noqa: E402
+from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
+from example_1.example_1 import make_learner  # noqa: E402
+from marl_dmpc.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_evaluation_flags,
+    fail,
+    nonnegative_int_list,
+    output_path,
+    quiet_solvers,
+)
+from marl_dmpc.evaluation import (  # noqa: E402
+    LearnedPolicy,
+    default_workers,
+    evaluation_result,
+    result_table,
+    run_episode,
+    run_jobs,
+)
+from marl_dmpc.learning import MpcSolverError  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result, save_result  # noqa: E402
+
+#: The paper's checkpoints (numbers of updates).
+PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
+
+
+def training_config(result: dict) -> Example1Config:
+    """The config of an example-1 training result."""
+    if result.get("kind") != "training" or not isinstance(result.get("config"), dict):
+        raise ResultFileError("not a training result (no 'kind': 'training' and 'config')")
+    names = {f.name for f in dataclasses.fields(Example1Config)}
+    config = result["config"]
+    if set(config) != names:
+        raise ResultFileError("not an example-1 training result (its config differs)")
+    return Example1Config(**config)
+
+
+def run_checkpoint(job: tuple[dict, dict, int, int]) -> dict[str, np.ndarray]:
+    """One checkpoint's episode: ``(training config as a dict, parameter values,
+    evaluation seed, steps)``."""
+    config, values, eval_seed, steps = job
+    with quiet_solvers():
+        policy = LearnedPolicy(make_learner(Example1Config(**config)), values)
+        return run_episode(CoupledLinearSystemsEnv(max_steps=steps), policy, eval_seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("result", type=Path, help="an example-1 training result file")
+    parser.add_argument(
+        "--updates",
+        type=nonnegative_int_list,
+        default=None,
+        help="numbers of updates to evaluate, comma-separated; default: the paper's "
+        "checkpoints up to the file's last update, and that one",
+    )
+    add_evaluation_flags(parser, 100, default_workers())
+    parser.add_argument(
+        "--out", type=output_path, default=None, help="result file; default RESULT_eval.pkl"
+    )
+    args = parser.parse_args(argv)
+    try:
+        result = load_result(args.result)
+        config = training_config(result)
+    except ResultFileError as err:
+        fail(f"{args.result}: {err}")
+    history = result["params"]
+    available = int(result["updates"])
+    updates = args.updates
+    if updates is None:
+        updates = sorted({u for u in PAPER_UPDATES if u <= available} | {available})
+    too_late = [u for u in updates if u > available]
+    if too_late:
+        fail(f"{args.result} has {available} updates; cannot evaluate after {too_late[0]}")
+    out = args.out or output_path(str(args.result.with_name(args.result.stem + "_eval.pkl")))
+    jobs = [
+        (
+            dataclasses.asdict(config),
+            {name: values[u] for name, values in history.items()},
+            args.eval_seed,
+            args.steps,
+        )
+        for u in updates
+    ]
+    start = time.perf_counter()
+    try:
+        episodes = run_jobs(run_checkpoint, jobs, args.workers)
+    except MpcSolverError as err:
+        fail(str(err))
+    evaluation = evaluation_result(
+        "example_1_evaluation",
+        [f"after {u} updates" for u in updates],
+        [[ep] for ep in episodes],
+        model.violations,
+        time.perf_counter() - start,
+        updates=np.array(updates),
+        source=str(args.result),
+        config=dataclasses.asdict(config),
+        eval_seed=args.eval_seed,
+    )
+    save_result(out, evaluation)
+    print(result_table(evaluation, "updates", updates))
+    print(f"result written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Closed-loop evaluation of controllers: learned policies and baseline MPCs alike.
+
+A controller is anything with ``reset(env, seed)`` and ``act(state, env) -> action``;
+:func:`run_episode` runs one episode with it and records states, actions, costs and
+the time of every decision. :class:`LearnedPolicy` is a learner's greedy policy with
+given parameters, :class:`MpcController` a :class:`~marl_dmpc.baselines.ScenarioMpc`
+fed by example-specific inputs. :func:`run_jobs` runs independent episodes in parallel
+processes, and :func:`summary` / :func:`format_table` make the tables the scripts print.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from gymnasium import Env
+
+from .baselines import ScenarioMpc
+from .learning import CentralizedQLearning, DistributedQLearning, MpcSolverError
+from .results import versions
+
+
+class Controller(Protocol):
+    """What :func:`run_episode` drives."""
+
+    def reset(self, env: Env, seed: int | None) -> None:
+        """Prepare for an episode of ``env`` (just reset); ``seed`` seeds any draws."""
+
+    def act(self, state: npt.NDArray[np.floating], env: Env) -> npt.NDArray[np.floating]:
+        """The action at ``state``."""
+
+
+class LearnedPolicy:
+    """The greedy policy of a learner (distributed or centralized) with the learnable
+    parameters ``values`` (by global name): the first action of V(s) without
+    exploration, the MPC's time-varying parameters read from the env every step."""
+
+    def __init__(
+        self,
+        learner: DistributedQLearning | CentralizedQLearning,
+        values: Mapping[str, npt.ArrayLike],
+    ) -> None:
+        self.learner = learner
+        learner.set_parameter_values(values)
+
+    def reset(self, env: Env, seed: int | None) -> None:
+        if isinstance(self.learner, DistributedQLearning):
+            self.learner.admm.reset()  # every episode from the same cold start
+
+    def act(self, state: npt.NDArray[np.floating], env: Env) -> npt.NDArray[np.floating]:
+        self.learner.read_env_parameters(env)
+        action, solution = self.learner.state_value(state, deterministic=True)
+        if isinstance(self.learner, CentralizedQLearning) and not solution.success:
+            raise MpcSolverError(f"the centralized V failed ({solution.status})")
+        return np.asarray(action, dtype=float).reshape(-1)
+
+
+#: ``inputs(env, rng) -> keyword arguments of ScenarioMpc.solve`` (disturbances, set
+#: points) for the env's current step.
+MpcInputs = Callable[[Env, np.random.Generator], dict[str, Any]]
+
+
+class MpcController:
+    """A :class:`~marl_dmpc.baselines.ScenarioMpc` in closed loop; ``inputs`` gives its
+    disturbances and set points every step, drawing any samples from the controller's
+    generator (seeded at every reset)."""
+
+    def __init__(self, mpc: ScenarioMpc, inputs: MpcInputs | None = None) -> None:
+        self.mpc = mpc
+        self.inputs = inputs
+        self.rng = np.random.default_rng()
+
+    def reset(self, env: Env, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, state: npt.NDArray[np.floating], env: Env) -> npt.NDArray[np.floating]:
+        kwargs = {} if self.inputs is None else self.inputs(env, self.rng)
+        answer = self.mpc.solve(state, **kwargs)
+        if not answer.success:
+            raise MpcSolverError(f"the baseline MPC failed ({answer.status})")
+        return answer.u0
+
+
+def run_episode(env: Env, controller: Controller, seed: int) -> dict[str, npt.NDArray]:
+    """One episode of ``env`` (reset with ``seed``) under ``controller``, to its end.
+
+    Returns
+    -------
+    dict
+        ``states`` (T+1, nx), ``actions`` (T, nu), ``costs`` (T,) and ``solve_ms``
+        (T,), the wall time of every decision.
+    """
+    state, _ = env.reset(seed=seed)
+    controller.reset(env, seed)
+    states, actions, costs, solve_ms = [np.asarray(state, dtype=float)], [], [], []
+    done = False
+    while not done:
+        start = time.perf_counter()
+        action = controller.act(states[-1], env)
+        solve_ms.append(1e3 * (time.perf_counter() - start))
+        state, cost, terminated, truncated, _ = env.step(action)
+        states.append(np.asarray(state, dtype=float))
+        actions.append(np.asarray(action, dtype=float))
+        costs.append(float(cost))
+        done = terminated or truncated
+    return {
+        "states": np.array(states),
+        "actions": np.array(actions),
+        "costs": np.array(costs),
+        "solve_ms": np.array(solve_ms),
+    }
+
+
+def default_workers() -> int:
+    """The number of cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+Job = TypeVar("Job")
+Outcome = TypeVar("Outcome")
+
+
+def run_jobs(
+    function: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int
+) -> list[Outcome]:
+    """``[function(job) for job in jobs]``, in ``workers`` processes when more than one
+    (``function`` and the jobs must be picklable: a module-level function of plain
+    data; every process builds its own MPCs). The order of the results is the jobs'."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
+    if workers == 1 or len(jobs) < 2:
+        return [function(job) for job in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(function, jobs))
+
+
+def summary(episodes: Sequence[Mapping[str, npt.NDArray]], violations: Callable) -> dict:
+    """Per-episode totals of ``episodes`` (from :func:`run_episode`): ``costs`` (total
+    cost of each), ``violating_steps`` (steps whose next state ``violations(states)``
+    flags, per episode) and ``mean_solve_ms`` (over every decision)."""
+    return {
+        "costs": np.array([ep["costs"].sum() for ep in episodes]),
+        "violating_steps": np.array([int(violations(ep["states"][1:]).sum()) for ep in episodes]),
+        "mean_solve_ms": float(np.mean(np.concatenate([ep["solve_ms"] for ep in episodes]))),
+    }
+
+
+def evaluation_result(
+    kind: str,
+    labels: Sequence[str],
+    episodes: Sequence[Sequence[Mapping[str, npt.NDArray]]],
+    violations: Callable[[npt.NDArray], npt.NDArray],
+    wall_time_s: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The result dict of an evaluation (see README.md, "Result files"): for every
+    controller ``labels[c]``, its episodes ``episodes[c]`` (of equal length) stacked as
+    ``states`` (C, E, T+1, nx), ``actions`` (C, E, T, nu), ``costs`` and ``solve_ms``
+    (C, E, T); ``episode_costs`` and ``violating_steps`` (C, E); ``mean_solve_ms``
+    (C,); plus ``extra``."""
+    summaries = [summary(eps, violations) for eps in episodes]
+    return {
+        "kind": kind,
+        "labels": list(labels),
+        **{
+            key: np.array([[ep[key] for ep in eps] for eps in episodes])
+            for key in ("states", "actions", "costs", "solve_ms")
+        },
+        "episode_costs": np.array([s["costs"] for s in summaries]),
+        "violating_steps": np.array([s["violating_steps"] for s in summaries]),
+        "mean_solve_ms": np.array([s["mean_solve_ms"] for s in summaries]),
+        "wall_time_s": wall_time_s,
+        "versions": versions(),
+        **extra,
+    }
+
+
+def result_table(result: Mapping[str, Any], first: str, keys: Sequence[Any]) -> str:
+    """The table of an :func:`evaluation_result` with one episode per controller: one
+    row per controller, named ``keys`` under the heading ``first``."""
+    rows = [
+        [key, float(cost[0]), int(viol[0]), float(ms)]
+        for key, cost, viol, ms in zip(
+            keys,
+            result["episode_costs"],
+            result["violating_steps"],
+            result["mean_solve_ms"],
+            strict=True,
+        )
+    ]
+    return format_table(
+        [first, "total cost", "steps violating a state bound", "mean solve ms"], rows
+    )
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A ``|``-separated table, numbers to 4 significant digits."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+
+    return "\n".join(" | ".join(cell(v) for v in row) for row in [header, *rows])

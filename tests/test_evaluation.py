@@ -1,0 +1,152 @@
+"""Evaluation and baselines: the scenario MPC's condensed QP against an independent
+formulation, and the example-1 scripts on shortened runs (results, orderings, errors)."""
+
+import subprocess
+import sys
+
+import casadi as cs
+import numpy as np
+import pytest
+
+from example_1 import model
+from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
+from marl_dmpc.results import load_result
+
+from .helpers import ROOT
+
+
+def random_problem(rng, K, nx=4, nu=2, N=6):
+    A = np.eye(nx) + 0.15 * rng.standard_normal((K, nx, nx))
+    B = rng.standard_normal((K, nx, nu))
+    bounds = SoftStateBounds(
+        C=np.eye(nx)[:2], lb=-0.2 * np.ones(2), ub=0.2 * np.ones(2), weight=np.array([30.0, 5])
+    )
+    Q = np.diag(rng.uniform(0.5, 2, nx))
+    return A, B, bounds, Q, 0.3 * np.eye(nu), 2 * Q
+
+
+def direct_solution(A, B, bounds, Q, R, Q_N, gamma, x0, w, r, v, u_max):
+    """The same scenario MPC with the states as variables, solved by IPOPT."""
+    K, nx, nu, N = A.shape[0], A.shape[1], B.shape[2], w.shape[2]
+    opti = cs.Opti()
+    u = opti.variable(nu, N)
+    opti.subject_to(opti.bounded(-u_max, cs.vec(u), u_max))
+    cost = 0
+    for t in range(N):
+        cost += K * gamma**t * cs.bilin(R, u[:, t] - v, u[:, t] - v)
+    for k in range(K):
+        x = opti.variable(nx, N + 1)
+        s = opti.variable(2, N)
+        opti.subject_to(x[:, 0] == x0)
+        opti.subject_to(cs.vec(s) >= 0)
+        for t in range(N):
+            opti.subject_to(x[:, t + 1] == A[k] @ x[:, t] + B[k] @ u[:, t] + w[k, :, t])
+            Cx = bounds.C @ x[:, t + 1]
+            opti.subject_to(Cx + s[:, t] >= bounds.lb)
+            opti.subject_to(Cx - s[:, t] <= bounds.ub)
+            cost += gamma**t * cs.dot(bounds.weight, s[:, t])
+            if t >= 1:
+                cost += gamma**t * cs.bilin(Q, x[:, t] - r, x[:, t] - r)
+        cost += gamma**N * cs.bilin(Q_N, x[:, N] - r, x[:, N] - r)
+    opti.minimize(cost)
+    opti.solver("ipopt", {"print_time": False}, {"print_level": 0, "sb": "yes", "tol": 1e-10})
+    return np.asarray(opti.solve().value(u[:, 0])).reshape(-1)
+
+
+@pytest.mark.parametrize("solver", ["highs", "ipopt"])
+def test_condensed_scenario_mpc_equals_the_direct_formulation(quiet, solver):
+    """Random models, disturbances, set points and a state that makes the soft bounds
+    bind: the first inputs agree to 1e-5."""
+    rng = np.random.default_rng(0)
+    K, N = 3, 6
+    A, B, bounds, Q, R, Q_N = random_problem(rng, K, N=N)
+    mpc = ScenarioMpc(A, B, N, 0.9, Q, R, bounds, -np.ones(2), np.ones(2), Q_N, solver=solver)
+    x0 = np.array([0.5, -0.4, 0.1, 0.2])
+    w = 0.05 * rng.standard_normal((K, 4, N))
+    r, v = 0.1 * rng.standard_normal(4), 0.1 * rng.standard_normal(2)
+    answer = mpc.solve(x0, w, r, v)
+    assert answer.success, answer.status
+    expected = direct_solution(A, B, bounds, Q, R, Q_N, 0.9, x0, w, r, v, 1.0)
+    np.testing.assert_allclose(answer.u0, expected, atol=1e-5)
+
+
+def test_identical_scenarios_are_the_nominal_mpc(quiet):
+    """K copies of one model and disturbance: the input cost counts K times, so the
+    first input is the nominal MPC's."""
+    rng = np.random.default_rng(1)
+    A, B, bounds, Q, R, Q_N = random_problem(rng, 1)
+    w = 0.05 * rng.standard_normal((1, 4))
+    x0 = rng.uniform(-0.3, 0.3, 4)
+    nominal = ScenarioMpc(A, B, 6, 1.0, Q, R, bounds, -np.ones(2), np.ones(2), Q_N)
+    four = ScenarioMpc(
+        np.repeat(A, 4, 0), np.repeat(B, 4, 0), 6, 1.0, Q, R, bounds, -np.ones(2), np.ones(2), Q_N
+    )
+    np.testing.assert_allclose(
+        four.solve(x0, np.repeat(w, 4, 0)).u0, nominal.solve(x0, w).u0, atol=1e-6
+    )
+
+
+def test_bad_disturbance_shape_is_refused():
+    rng = np.random.default_rng(2)
+    A, B, bounds, Q, R, Q_N = random_problem(rng, 2)
+    mpc = ScenarioMpc(A, B, 6, 1.0, Q, R, bounds, -np.ones(2), np.ones(2), Q_N)
+    with pytest.raises(ValueError, match="disturbances"):
+        mpc.solve(np.zeros(4), np.zeros((3, 4)))
+
+
+def script(name, *args, cwd=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "example_1" / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+    )
+
+
+def test_example_1_baselines_orderings(tmp_path):
+    """The paper's ordering, over the full 100-step episode with K = 10: the scenario
+    MPC with sampled models costs far less than the nominal MPC with the inaccurate
+    model, and violates the state bounds on fewer steps."""
+    out = tmp_path / "b.pkl"
+    proc = script("baselines.py", "--scenarios", "10", "--workers", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(out)
+    assert result["kind"] == "example_1_baselines"
+    labels = result["labels"]
+    assert len(labels) == 4 and result["states"].shape == (4, 1, 101, 6)
+    assert result["costs"].shape == result["solve_ms"].shape == (4, 1, 100)
+    cost = dict(zip(labels, result["episode_costs"][:, 0], strict=True))
+    violations = dict(zip(labels, result["violating_steps"][:, 0], strict=True))
+    nominal, scenario = "nominal, inaccurate model", "scenario K=10, sampled models"
+    assert cost[scenario] < 0.2 * cost[nominal]
+    assert violations[scenario] < violations[nominal]
+    # the episode's own costs are the env's: recomputed from the recorded trajectory
+    states, actions = result["states"][0, 0], result["actions"][0, 0]
+    recomputed = [model.stage_costs(x, u).sum() for x, u in zip(states[:-1], actions, strict=True)]
+    np.testing.assert_allclose(recomputed, result["costs"][0, 0], rtol=1e-9)
+    assert scenario in proc.stdout and "total cost" in proc.stdout
+
+
+def test_example_1_evaluation_of_checkpoints(tmp_path):
+    """A short training run, evaluated after 0 and its last update, in two processes:
+    the update-0 episode is the untrained policy's, the same whichever run it comes
+    from; asking for more updates than the file has is one line, exit code 1."""
+    train = tmp_path / "t.pkl"
+    proc = script("example_1.py", "--steps", "8", "--no-progress", "--out", str(train))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "e.pkl"
+    proc = script("evaluate.py", str(train), "--updates", "0,4", "--steps", "12", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(out)
+    assert result["kind"] == "example_1_evaluation"
+    assert list(result["updates"]) == [0, 4] and result["states"].shape == (2, 1, 13, 6)
+    assert np.isfinite(result["episode_costs"]).all()
+    assert not np.allclose(result["actions"][0], result["actions"][1])  # learning moved it
+
+    proc = script("evaluate.py", str(train), "--updates", "5", "--out", str(tmp_path / "x.pkl"))
+    assert proc.returncode == 1 and "has 4 updates" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+    proc = script("evaluate.py", str(out), "--out", str(tmp_path / "y.pkl"))
+    assert proc.returncode == 1 and "not a training result" in proc.stderr
