@@ -51,7 +51,8 @@ def build_mpc(
     kind: str, scenarios: int, discount: float, rng: np.random.Generator, solver: str = "ipopt"
 ) -> ScenarioMpc:
     """The centralized MPC with the stage cost of the learnable MPC's without its
-    learnable terms (``0.5 (||x||^2 + 0.5 ||u||^2 + w^T s)``, no terminal cost): one
+    learnable terms (``0.5 (||x||^2 + 0.5 ||u||^2 + w^T s)``, no terminal cost; the
+    inputs' cost counted once however many scenarios, as in the release): one
     scenario per model, each model ``"inaccurate"``, ``"true"`` or ``"sampled"``
     (:func:`example_1.model.sample_model`, per agent). IPOPT by default: HiGHS reported
     some of the 25-scenario QPs unbounded and OSQP stopped at its iteration cap."""
@@ -82,6 +83,7 @@ def build_mpc(
         u_lb=np.tile(model.U_LB, n),
         u_ub=np.tile(model.U_UB, n),
         Q_terminal=np.zeros((nx, nx)),
+        input_multiplier=1.0,  # the release's: the shared inputs' cost counted once
         solver=solver,
     )
 

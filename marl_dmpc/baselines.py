@@ -6,12 +6,13 @@ one shared input sequence::
 
     min  sum_k [ sum_{t=1}^{N-1} gamma^t (x_k,t - r)^T Q (x_k,t - r)
                  + gamma^N (x_k,N - r)^T Q_N (x_k,N - r) + sum_{t=0}^{N-1} gamma^t c^T s_k,t ]
-         + K sum_{t=0}^{N-1} gamma^t (u_t - v)^T R (u_t - v)
+         + m sum_{t=0}^{N-1} gamma^t (u_t - v)^T R (u_t - v)
     s.t. x_k,0 = x,   x_k,t+1 = A_k x_k,t + B_k u_t + w_k,t,
          lb - s_k,t <= C x_k,t+1 <= ub + s_k,t,   s_k,t >= 0,   u_lb <= u_t <= u_ub,
 
-the state bounds softened by slacks weighted by ``c``, the input cost counted ``K`` times
-so that it keeps its weight against the ``K`` state costs, ``r`` and ``v`` set points
+the state bounds softened by slacks weighted by ``c``, the input cost counted ``m`` times
+(``m = K`` keeps its weight against the ``K`` state costs, as in the power system's
+scenario MPC; example 1's counts it once), ``r`` and ``v`` set points
 given at every solve. The nominal MPC is the case ``K = 1`` with one model and no
 disturbance. Only the first input is applied.
 
@@ -99,6 +100,8 @@ class ScenarioMpc:
         Hard input bounds.
     Q_terminal : array of shape (nx, nx), optional
         ``Q_N``; ``Q`` by default.
+    input_multiplier : float, optional
+        ``m``; ``K`` by default.
     solver : str, optional
         A solver of :mod:`marl_dmpc.solvers`; an NLP solver (IPOPT) gets the QP through
         CasADi's ``nlpsol`` plugin. HiGHS by default.
@@ -116,6 +119,7 @@ class ScenarioMpc:
         u_lb: npt.ArrayLike,
         u_ub: npt.ArrayLike,
         Q_terminal: npt.ArrayLike | None = None,
+        input_multiplier: float | None = None,
         solver: str = "highs",
     ) -> None:
         A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
@@ -138,7 +142,8 @@ class ScenarioMpc:
         # per scenario: the states' affine map and what enters the bounds
         self._Phi, self._Psi, self._QG, self._CPhi, self._CPsi = [], [], [], [], []
         H = np.zeros((n_u + n_s, n_u + n_s))
-        H[:n_u, :n_u] = 2 * K * R_bar
+        m = K if input_multiplier is None else input_multiplier
+        H[:n_u, :n_u] = 2 * m * R_bar
         A_qp = np.zeros((2 * n_s, n_u + n_s))
         for k in range(K):
             Phi, Gamma, Psi = _prediction(A[k], B[k], N)
@@ -158,7 +163,7 @@ class ScenarioMpc:
         # the slacks' cost: gamma^t c for the bound on x_{t+1}
         slack_cost = np.kron(np.ones(K), np.kron(gammas[:N], np.asarray(bounds.weight, float)))
         self._g_slack = slack_cost
-        self._R2 = 2 * K * R_bar
+        self._R2 = 2 * m * R_bar
         self._lb_bar = np.tile(np.asarray(bounds.lb, dtype=float), N)
         self._ub_bar = np.tile(np.asarray(bounds.ub, dtype=float), N)
         H = 0.5 * (H + H.T)  # exactly symmetric, as the QP solvers expect

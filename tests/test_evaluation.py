@@ -150,3 +150,25 @@ def test_example_1_evaluation_of_checkpoints(tmp_path):
 
     proc = script("evaluate.py", str(out), "--out", str(tmp_path / "y.pkl"))
     assert proc.returncode == 1 and "not a training result" in proc.stderr
+
+
+@pytest.mark.slow
+def test_example_1_paper_orderings_full_run(tmp_path):
+    """The paper's orderings with our own full runs (about 5 minutes): after 10,000
+    updates of a 20,000-step run the learned policy costs less than the scenario MPC
+    with 25 sampled models, which costs far less than the nominal MPC with the
+    inaccurate model and violates less."""
+    train, evaluation, baselines = (tmp_path / n for n in ("t.pkl", "e.pkl", "b.pkl"))
+    proc = script("example_1.py", "--steps", "20000", "--no-progress", "--out", str(train))
+    assert proc.returncode == 0, proc.stderr
+    proc = script("evaluate.py", str(train), "--updates", "10000", "--out", str(evaluation))
+    assert proc.returncode == 0, proc.stderr
+    proc = script("baselines.py", "--scenarios", "25", "--out", str(baselines))
+    assert proc.returncode == 0, proc.stderr
+    learned = load_result(evaluation)["episode_costs"][0, 0]
+    base = load_result(baselines)
+    cost = dict(zip(base["labels"], base["episode_costs"][:, 0], strict=True))
+    violations = dict(zip(base["labels"], base["violating_steps"][:, 0], strict=True))
+    nominal, scenario = "nominal, inaccurate model", "scenario K=25, sampled models"
+    assert learned < cost[scenario] < 0.2 * cost[nominal]
+    assert violations[scenario] < violations[nominal]
