@@ -38,23 +38,13 @@ from marl_dmpc.evaluation import (  # noqa: E402
     result_table,
     run_episode,
     run_jobs,
+    training_config,
 )
 from marl_dmpc.learning import MpcSolverError  # noqa: E402
 from marl_dmpc.results import ResultFileError, load_result, save_result  # noqa: E402
 
 #: The paper's checkpoints (numbers of updates).
 PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
-
-
-def training_config(result: dict) -> Example1Config:
-    """The config of an example-1 training result."""
-    if result.get("kind") != "training" or not isinstance(result.get("config"), dict):
-        raise ResultFileError("not a training result (no 'kind': 'training' and 'config')")
-    names = {f.name for f in dataclasses.fields(Example1Config)}
-    config = result["config"]
-    if set(config) != names:
-        raise ResultFileError("not an example-1 training result (its config differs)")
-    return Example1Config(**config)
 
 
 def run_checkpoint(job: tuple[dict, dict, int, int]) -> dict[str, np.ndarray]:
@@ -83,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = load_result(args.result)
-        config = training_config(result)
+        config = training_config(result, Example1Config, "example 1")
     except ResultFileError as err:
         fail(f"{args.result}: {err}")
     history = result["params"]

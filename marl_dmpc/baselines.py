@@ -238,4 +238,7 @@ class ScenarioMpc:
         stats = self._solver.stats()
         u0 = np.asarray(out["x"]).reshape(-1)[:nu].copy()
         status = stats.get("return_status") or stats.get("solver_stats", {}).get("return_status")
-        return MpcAction(u0, bool(stats["success"]), str(status), solve_ms)
+        # CasADi marks some QPs that HiGHS reports optimal (primal and dual feasible)
+        # unsuccessful, with an unknown unified status; HiGHS's own status is trusted
+        success = bool(stats["success"]) or status == "Optimal"
+        return MpcAction(u0, success, str(status), solve_ms)

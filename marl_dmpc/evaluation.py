@@ -10,6 +10,7 @@ processes, and :func:`summary` / :func:`format_table` make the tables the script
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from gymnasium import Env
 
 from .baselines import ScenarioMpc
 from .learning import CentralizedQLearning, DistributedQLearning, MpcSolverError
-from .results import versions
+from .results import ResultFileError, versions
 
 
 class Controller(Protocol):
@@ -87,8 +88,31 @@ class MpcController:
         return answer.u0
 
 
-def run_episode(env: Env, controller: Controller, seed: int) -> dict[str, npt.NDArray]:
-    """One episode of ``env`` (reset with ``seed``) under ``controller``, to its end.
+ConfigT = TypeVar("ConfigT")
+
+
+def training_config(result: Mapping[str, Any], config_type: type[ConfigT], example: str) -> ConfigT:
+    """The config of a training result of ``example``, as ``config_type`` (a config
+    dataclass).
+
+    Raises
+    ------
+    ResultFileError
+        If ``result`` is not a training result, or not one of that example.
+    """
+    config = result.get("config")
+    if result.get("kind") != "training" or not isinstance(config, dict):
+        raise ResultFileError("not a training result (no 'kind': 'training' and 'config')")
+    if set(config) != {f.name for f in dataclasses.fields(config_type)}:  # type: ignore[arg-type]
+        raise ResultFileError(f"not a training result of {example} (its config differs)")
+    return config_type(**config)
+
+
+def run_episode(
+    env: Env, controller: Controller, seed: int, controller_seed: int | None = None
+) -> dict[str, npt.NDArray]:
+    """One episode of ``env`` (reset with ``seed``) under ``controller`` (reset with
+    ``controller_seed``, by default ``seed``), to its end.
 
     Returns
     -------
@@ -97,7 +121,7 @@ def run_episode(env: Env, controller: Controller, seed: int) -> dict[str, npt.ND
         (T,), the wall time of every decision.
     """
     state, _ = env.reset(seed=seed)
-    controller.reset(env, seed)
+    controller.reset(env, seed if controller_seed is None else controller_seed)
     states, actions, costs, solve_ms = [np.asarray(state, dtype=float)], [], [], []
     done = False
     while not done:
@@ -138,6 +162,20 @@ def run_jobs(
         return [function(job) for job in jobs]
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
         return list(pool.map(function, jobs))
+
+
+def episode_chunks(episodes: int, workers: int) -> list[list[int]]:
+    """``range(episodes)`` in at most ``workers`` contiguous chunks of near-equal size
+    (one job each, so that a process builds its controller once)."""
+    return [
+        [int(e) for e in c] for c in np.array_split(np.arange(episodes), min(workers, episodes))
+    ]
+
+
+def seed_of(*keys: int) -> int:
+    """A seed derived from ``keys`` (e.g. a run's seed and an episode's index), so that
+    every episode's draws are the same however the episodes are split into jobs."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def summary(episodes: Sequence[Mapping[str, npt.NDArray]], violations: Callable) -> dict:
@@ -182,21 +220,29 @@ def evaluation_result(
 
 
 def result_table(result: Mapping[str, Any], first: str, keys: Sequence[Any]) -> str:
-    """The table of an :func:`evaluation_result` with one episode per controller: one
-    row per controller, named ``keys`` under the heading ``first``."""
-    rows = [
-        [key, float(cost[0]), int(viol[0]), float(ms)]
-        for key, cost, viol, ms in zip(
-            keys,
-            result["episode_costs"],
-            result["violating_steps"],
-            result["mean_solve_ms"],
-            strict=True,
-        )
-    ]
-    return format_table(
-        [first, "total cost", "steps violating a state bound", "mean solve ms"], rows
-    )
+    """The table of an :func:`evaluation_result`, one row per controller named by
+    ``keys`` under the heading ``first``. With one episode per controller: its total
+    cost and violating steps; with more: the mean and median episode cost and the share
+    of steps that end in a violating state. Then the mean decision time."""
+    episodes, steps = result["costs"].shape[1:]
+    if episodes == 1:
+        header = [first, "total cost", "steps violating a state bound"]
+    else:
+        header = [first, "mean episode cost", "median episode cost", "violating steps"]
+    rows = []
+    for key, cost, viol, ms in zip(
+        keys,
+        result["episode_costs"],
+        result["violating_steps"],
+        result["mean_solve_ms"],
+        strict=True,
+    ):
+        if episodes == 1:
+            rows.append([key, float(cost[0]), int(viol[0]), float(ms)])
+        else:
+            share = f"{100 * viol.sum() / (episodes * steps):.2f} %"
+            rows.append([key, float(np.mean(cost)), float(np.median(cost)), share, float(ms)])
+    return format_table([*header, "mean solve ms"], rows)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -135,3 +135,10 @@ def area_matrices(
         matrix([[0.0] * 4, [p / (2 * h), 0.0, 0.0, 0.0], [0.0] * 4, [0.0] * 4]) for p in tie
     ]
     return A, B, L, couplings
+
+
+def angle_violations(states: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether each network state (rows of ``states``) has some area's angle beyond
+    ``THETA_MAX``."""
+    x = np.asarray(states, dtype=float).reshape(-1, N_AREAS, NX)
+    return (np.abs(x[:, :, 0]) > THETA_MAX).any(axis=1)

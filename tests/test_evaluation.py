@@ -11,6 +11,7 @@ import pytest
 from example_1 import model
 from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
 from marl_dmpc.results import load_result
+from power_system.model import angle_violations
 
 from .helpers import ROOT
 
@@ -172,3 +173,58 @@ def test_example_1_paper_orderings_full_run(tmp_path):
     nominal, scenario = "nominal, inaccurate model", "scenario K=25, sampled models"
     assert learned < cost[scenario] < 0.2 * cost[nominal]
     assert violations[scenario] < violations[nominal]
+
+
+def power_script(name, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "power_system" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_power_system_evaluation_and_baselines(tmp_path):
+    """One training episode, its policy and the baselines over the same two shortened
+    evaluation episodes, in two processes: the documented fields and shapes, the
+    angle-violation counts from the recorded states, the nominal MPC's first action
+    the same in both episodes (it sees no noise at the start)."""
+    train = tmp_path / "t.pkl"
+    proc = power_script(
+        "q_learning_power.py", "--episodes", "1", "--no-progress", "--out", str(train)
+    )
+    assert proc.returncode == 0, proc.stderr
+    evaluation = tmp_path / "e.pkl"
+    proc = power_script(
+        "evaluate.py", str(train), "--episodes", "2", "--steps", "10", "--out", str(evaluation)
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(evaluation)
+    assert result["kind"] == "power_system_evaluation" and list(result["updates"]) == [1]
+    assert result["states"].shape == (1, 2, 11, 16) and result["costs"].shape == (1, 2, 10)
+
+    baselines = tmp_path / "b.pkl"
+    proc = power_script(
+        "baselines.py",
+        "--episodes",
+        "2",
+        "--steps",
+        "10",
+        "--scenarios",
+        "3",
+        "--out",
+        str(baselines),
+    )
+    assert proc.returncode == 0, proc.stderr
+    base = load_result(baselines)
+    assert base["labels"] == ["nominal", "scenario K=3"]
+    assert base["states"].shape == (2, 2, 11, 16) and base["actions"].shape == (2, 2, 10, 4)
+    np.testing.assert_allclose(base["actions"][0, 0, 0], base["actions"][0, 1, 0])
+    counts = [[angle_violations(ep[1:]).sum() for ep in eps] for eps in base["states"]]
+    np.testing.assert_array_equal(counts, base["violating_steps"])
+    assert "mean episode cost" in proc.stdout
+
+    proc = power_script(
+        "evaluate.py", str(train), "--update", "3", "--out", str(tmp_path / "x.pkl")
+    )
+    assert proc.returncode == 1 and "has 1 updates" in proc.stderr

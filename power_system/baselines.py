@@ -1,0 +1,178 @@
+"""The power system's baselines (SPEC.md): the nominal MPC (true model, no learnable
+terms, the load noise ignored) and the scenario MPC with K load-noise scenarios, over
+the same evaluation episodes (the same load noise for every controller), and the table
+of their costs.
+
+    python power_system/baselines.py                          # K = 50, 79, 100; 100 episodes
+    python power_system/baselines.py --episodes 10 --scenarios 50 --out runs/base.pkl
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from gymnasium import Env  # noqa: E402
+
+from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
+from marl_dmpc.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_evaluation_flags,
+    fail,
+    nonnegative_int,
+    output_path,
+    positive_int,
+    positive_int_list,
+    quiet_solvers,
+)
+from marl_dmpc.discretization import zero_order_hold  # noqa: E402
+from marl_dmpc.evaluation import (  # noqa: E402
+    MpcController,
+    default_workers,
+    episode_chunks,
+    evaluation_result,
+    result_table,
+    run_episode,
+    run_jobs,
+    seed_of,
+)
+from marl_dmpc.learning import MpcSolverError  # noqa: E402
+from marl_dmpc.results import save_result  # noqa: E402
+from marl_dmpc.solvers import SOLVER_CHOICES  # noqa: E402
+from power_system import model  # noqa: E402
+from power_system.env import PowerSystemEnv, network_matrices  # noqa: E402
+
+#: The MPCs' horizon and discount (the learnable MPC's).
+HORIZON, DISCOUNT = 5, 0.9
+
+
+def build_mpc(scenarios: int, solver: str = "highs") -> tuple[ScenarioMpc, np.ndarray]:
+    """The centralized MPC on the exact zero-order-hold discretization of the true
+    network, with the stage cost's weights, the terminal cost and the soft angle bounds
+    on ``x_1..x_N``; ``scenarios`` copies of the model (the input cost counted as many
+    times). Returns the MPC and the discrete load matrix."""
+    A, B, L = network_matrices()
+    Ad, held = zero_order_hold(A, np.hstack((B, L)), model.TS)
+    nu = B.shape[1]
+    Bd, Ld = held[:, :nu], held[:, nu:]
+    n, nx = model.N_AREAS, model.NX
+    angles = np.zeros((n, n * nx))
+    angles[np.arange(n), np.arange(0, n * nx, nx)] = 1.0
+    bounds = SoftStateBounds(
+        C=angles,
+        lb=np.full(n, -model.THETA_MAX),
+        ub=np.full(n, model.THETA_MAX),
+        weight=np.full(n, model.VIOLATION_WEIGHT),
+    )
+    Q = np.kron(np.eye(n), model.Q_X)
+    mpc = ScenarioMpc(
+        A=np.repeat(Ad[None], scenarios, axis=0),
+        B=np.repeat(Bd[None], scenarios, axis=0),
+        horizon=HORIZON,
+        discount=DISCOUNT,
+        Q=Q,
+        R=model.Q_U * np.eye(nu),
+        bounds=bounds,
+        u_lb=-model.U_MAX,
+        u_ub=model.U_MAX,
+        solver=solver,
+    )
+    return mpc, Ld
+
+
+def mpc_inputs(Ld: np.ndarray, scenarios: int, noise: bool):
+    """The MPC's inputs at the env's current step: the set points of the last step's
+    nominal load, and per scenario that load (plus, with ``noise``, a U[-0.1, 0.1]
+    sample per area, redrawn every step) through ``Ld``, held over the horizon."""
+
+    def inputs(env: Env, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        load = env.unwrapped.load
+        loads = np.repeat(load[None], scenarios, axis=0)
+        if noise:
+            loads += rng.uniform(-model.LOAD_NOISE, model.LOAD_NOISE, loads.shape)
+        x_o, u_o = model.set_points(load)
+        return {"disturbances": loads @ Ld.T, "x_ref": x_o.reshape(-1), "u_ref": u_o.reshape(-1)}
+
+    return inputs
+
+
+def run_baseline(job: tuple[int, list[int], int, int, int, str]) -> list[dict[str, np.ndarray]]:
+    """Some episodes of one baseline: ``(K, episode indices, scenario seed, evaluation
+    seed, steps, solver)``; K = 1 is the nominal MPC. Episode ``e`` has the noise of
+    seed ``eval_seed + e`` and the scenario draws of ``seed_of(seed, e)``."""
+    K, episodes, seed, eval_seed, steps, solver = job
+    with quiet_solvers():
+        mpc, Ld = build_mpc(K, solver)
+        controller = MpcController(mpc, mpc_inputs(Ld, K, noise=K > 1))
+        env = PowerSystemEnv(max_steps=steps)
+        return [run_episode(env, controller, eval_seed + e, seed_of(seed, e)) for e in episodes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        type=positive_int_list,
+        default=[50, 79, 100],
+        help="scenario counts K of the scenario MPC, comma-separated; default 50,79,100",
+    )
+    parser.add_argument(
+        "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=1, help="seed of the scenario draws; default 1"
+    )
+    parser.add_argument(
+        "--solver",
+        choices=SOLVER_CHOICES,
+        default="highs",
+        help="solver of the MPCs' QPs; default %(default)s",
+    )
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers())
+    parser.add_argument(
+        "--out",
+        type=output_path,
+        default="runs/power_system_baselines.pkl",
+        help="result file; default %(default)s",
+    )
+    args = parser.parse_args(argv)
+    counts = [1, *args.scenarios]
+    labels = ["nominal", *(f"scenario K={K}" for K in args.scenarios)]
+    chunks = episode_chunks(args.episodes, args.workers)
+    jobs = [
+        (K, chunk, args.seed, args.eval_seed, args.steps, args.solver)
+        for K in counts
+        for chunk in chunks
+    ]
+    start = time.perf_counter()
+    try:
+        outcomes = run_jobs(run_baseline, jobs, args.workers)
+    except MpcSolverError as err:
+        fail(str(err))
+    per_controller = [
+        [ep for outcome in outcomes[c * len(chunks) : (c + 1) * len(chunks)] for ep in outcome]
+        for c in range(len(counts))
+    ]
+    result = evaluation_result(
+        "power_system_baselines",
+        labels,
+        per_controller,
+        model.angle_violations,
+        time.perf_counter() - start,
+        seed=args.seed,
+        eval_seed=args.eval_seed,
+        scenarios=list(args.scenarios),
+    )
+    save_result(args.out, result)
+    print(result_table(result, "controller", labels))
+    print(f"result written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

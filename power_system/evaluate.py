@@ -1,0 +1,115 @@
+"""Evaluate the power system's learned policy: the greedy policy of a training result
+(its final parameters, or those after ``--update K``) over the evaluation episodes (the
+same load noise as the baselines'), and the table of their costs.
+
+    python power_system/evaluate.py runs/power_system_distributed_seed1.pkl
+    python power_system/evaluate.py RESULT.pkl --update 50 --episodes 20
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from marl_dmpc.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_evaluation_flags,
+    fail,
+    nonnegative_int,
+    output_path,
+    positive_int,
+    quiet_solvers,
+)
+from marl_dmpc.evaluation import (  # noqa: E402
+    LearnedPolicy,
+    default_workers,
+    episode_chunks,
+    evaluation_result,
+    result_table,
+    run_episode,
+    run_jobs,
+    training_config,
+)
+from marl_dmpc.learning import MpcSolverError  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result, save_result  # noqa: E402
+from power_system import model  # noqa: E402
+from power_system.config import PowerSystemConfig  # noqa: E402
+from power_system.env import PowerSystemEnv  # noqa: E402
+from power_system.q_learning_power import make_learner  # noqa: E402
+
+
+def run_policy(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np.ndarray]]:
+    """Some episodes of the learned policy: ``(training config as a dict, parameter
+    values, episode indices, evaluation seed, steps)``; episode ``e`` has the noise of
+    seed ``eval_seed + e``."""
+    config, values, episodes, eval_seed, steps = job
+    with quiet_solvers():
+        policy = LearnedPolicy(make_learner(PowerSystemConfig(**config)), values)
+        env = PowerSystemEnv(max_steps=steps)
+        return [run_episode(env, policy, eval_seed + e) for e in episodes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("result", type=Path, help="a power-system training result file")
+    parser.add_argument(
+        "--update",
+        type=nonnegative_int,
+        default=None,
+        help="evaluate the parameters after this many updates; default: the last",
+    )
+    parser.add_argument(
+        "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
+    )
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers())
+    parser.add_argument(
+        "--out", type=output_path, default=None, help="result file; default RESULT_eval.pkl"
+    )
+    args = parser.parse_args(argv)
+    try:
+        result = load_result(args.result)
+        config = training_config(result, PowerSystemConfig, "the power system")
+    except ResultFileError as err:
+        fail(f"{args.result}: {err}")
+    available = int(result["updates"])
+    update = available if args.update is None else args.update
+    if update > available:
+        fail(f"{args.result} has {available} updates; cannot evaluate after {update}")
+    out = args.out or output_path(str(args.result.with_name(args.result.stem + "_eval.pkl")))
+    values = {name: history[update] for name, history in result["params"].items()}
+    chunks = episode_chunks(args.episodes, args.workers)
+    jobs = [
+        (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps) for chunk in chunks
+    ]
+    start = time.perf_counter()
+    try:
+        outcomes = run_jobs(run_policy, jobs, args.workers)
+    except MpcSolverError as err:
+        fail(str(err))
+    label = f"learned ({config.mode}), after {update} updates"
+    evaluation = evaluation_result(
+        "power_system_evaluation",
+        [label],
+        [[ep for outcome in outcomes for ep in outcome]],
+        model.angle_violations,
+        time.perf_counter() - start,
+        updates=np.array([update]),
+        source=str(args.result),
+        config=dataclasses.asdict(config),
+        eval_seed=args.eval_seed,
+    )
+    save_result(out, evaluation)
+    print(result_table(evaluation, "controller", [label]))
+    print(f"result written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
