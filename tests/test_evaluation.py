@@ -246,3 +246,28 @@ def test_scenario_mpc_fallback_gives_the_ipopt_inputs(quiet):
     (highs, highs_mpc), (ipopt, _) = runs["highs"], runs["ipopt"]
     assert highs_mpc.fallbacks > 0  # the case this guards against did occur
     np.testing.assert_allclose(highs["actions"], ipopt["actions"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_power_system_paper_orderings_full_training(tmp_path):
+    """The paper's orderings with our own 100-episode training run, over 10 paired
+    evaluation episodes (about 5 minutes): the learned policy costs less than the
+    scenario MPC with 50 scenarios, which costs less than the nominal MPC; the learned
+    policy keeps every angle within its bound."""
+    train, evaluation, baselines = (tmp_path / n for n in ("t.pkl", "e.pkl", "b.pkl"))
+    proc = power_script(
+        "q_learning_power.py", "--episodes", "100", "--no-progress", "--out", str(train)
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = power_script("evaluate.py", str(train), "--episodes", "10", "--out", str(evaluation))
+    assert proc.returncode == 0, proc.stderr
+    proc = power_script(
+        "baselines.py", "--episodes", "10", "--scenarios", "50", "--out", str(baselines)
+    )
+    assert proc.returncode == 0, proc.stderr
+    learned = load_result(evaluation)
+    base = load_result(baselines)
+    nominal, scenario = base["episode_costs"].mean(axis=1)
+    assert learned["episode_costs"].mean() < scenario < nominal
+    assert learned["violating_steps"].sum() == 0
+    assert base["violating_steps"][1].sum() < base["violating_steps"][0].sum()
