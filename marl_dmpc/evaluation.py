@@ -25,6 +25,7 @@ from gymnasium import Env
 from .baselines import ScenarioMpc
 from .learning import CentralizedQLearning, DistributedQLearning, MpcSolverError
 from .results import ResultFileError, versions
+from .threads import single_threaded_blas
 
 
 class Controller(Protocol):
@@ -124,15 +125,16 @@ def run_episode(
     controller.reset(env, seed if controller_seed is None else controller_seed)
     states, actions, costs, solve_ms = [np.asarray(state, dtype=float)], [], [], []
     done = False
-    while not done:
-        start = time.perf_counter()
-        action = controller.act(states[-1], env)
-        solve_ms.append(1e3 * (time.perf_counter() - start))
-        state, cost, terminated, truncated, _ = env.step(action)
-        states.append(np.asarray(state, dtype=float))
-        actions.append(np.asarray(action, dtype=float))
-        costs.append(float(cost))
-        done = terminated or truncated
+    with single_threaded_blas():  # small products; see marl_dmpc.threads
+        while not done:
+            start = time.perf_counter()
+            action = controller.act(states[-1], env)
+            solve_ms.append(1e3 * (time.perf_counter() - start))
+            state, cost, terminated, truncated, _ = env.step(action)
+            states.append(np.asarray(state, dtype=float))
+            actions.append(np.asarray(action, dtype=float))
+            costs.append(float(cost))
+            done = terminated or truncated
     return {
         "states": np.array(states),
         "actions": np.array(actions),
