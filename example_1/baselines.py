@@ -9,7 +9,6 @@ over one 100-step episode from the SPEC's initial state, and the table of their 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -19,27 +18,20 @@ import numpy as np  # noqa: E402
 
 from example_1 import model  # noqa: E402
 from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
+from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
+    add_baseline_flags,
     add_evaluation_flags,
-    fail,
-    nonnegative_int,
-    output_path,
-    positive_int_list,
     quiet_solvers,
 )
 from marl_dmpc.evaluation import (  # noqa: E402
     MpcController,
     default_workers,
     evaluation_result,
-    result_table,
     run_episode,
-    run_jobs,
 )
-from marl_dmpc.learning import MpcSolverError  # noqa: E402
-from marl_dmpc.results import save_result  # noqa: E402
-from marl_dmpc.solvers import SOLVER_CHOICES  # noqa: E402
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
@@ -116,50 +108,23 @@ def run_baseline(job: tuple[str, int, int, int, int, str]) -> dict[str, np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--scenarios",
-        type=positive_int_list,
-        default=[10, 25],
-        help="scenario counts K of the scenario MPC, comma-separated; default 10,25",
-    )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=1, help="seed of the scenario draws; default 1"
-    )
-    parser.add_argument(
-        "--solver",
-        choices=SOLVER_CHOICES,
-        default="ipopt",
-        help="solver of the MPCs' QPs; default %(default)s",
-    )
+    add_baseline_flags(parser, [10, 25], "ipopt", "runs/example_1_baselines.pkl")
     add_evaluation_flags(parser, 100, default_workers())
-    parser.add_argument(
-        "--out",
-        type=output_path,
-        default="runs/example_1_baselines.pkl",
-        help="result file; default %(default)s",
-    )
     args = parser.parse_args(argv)
     rows = controllers(args.scenarios)
     jobs = [(kind, K, args.seed, args.eval_seed, args.steps, args.solver) for _, kind, K in rows]
-    start = time.perf_counter()
-    try:
-        episodes = run_jobs(run_baseline, jobs, args.workers)
-    except MpcSolverError as err:
-        fail(str(err))
+    episodes, wall_time = runs.run_evaluation(run_baseline, jobs, args.workers)
     result = evaluation_result(
         "example_1_baselines",
         [label for label, _, _ in rows],
         [[ep] for ep in episodes],
         model.violations,
-        time.perf_counter() - start,
+        wall_time,
         seed=args.seed,
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    save_result(args.out, result)
-    print(result_table(result, "controller", result["labels"]))
-    print(f"result written to {args.out}")
-    return 0
+    return runs.write_evaluation(args.out, result, "controller", result["labels"])
 
 
 if __name__ == "__main__":

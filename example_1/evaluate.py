@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -23,6 +22,7 @@ from example_1 import model  # noqa: E402
 from example_1.config import Example1Config  # noqa: E402
 from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
 from example_1.example_1 import make_learner  # noqa: E402
+from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
     add_evaluation_flags,
@@ -35,13 +35,11 @@ from marl_dmpc.evaluation import (  # noqa: E402
     LearnedPolicy,
     default_workers,
     evaluation_result,
-    result_table,
+    parameters_after,
     run_episode,
-    run_jobs,
     training_config,
 )
-from marl_dmpc.learning import MpcSolverError  # noqa: E402
-from marl_dmpc.results import ResultFileError, load_result, save_result  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
 
 #: The paper's checkpoints (numbers of updates).
 PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
@@ -74,46 +72,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = load_result(args.result)
         config = training_config(result, Example1Config, "example 1")
+        updates = args.updates
+        if updates is None:
+            last = int(result["updates"])
+            updates = sorted({u for u in PAPER_UPDATES if u <= last} | {last})
+        values = [parameters_after(result, u) for u in updates]
     except ResultFileError as err:
         fail(f"{args.result}: {err}")
-    history = result["params"]
-    available = int(result["updates"])
-    updates = args.updates
-    if updates is None:
-        updates = sorted({u for u in PAPER_UPDATES if u <= available} | {available})
-    too_late = [u for u in updates if u > available]
-    if too_late:
-        fail(f"{args.result} has {available} updates; cannot evaluate after {too_late[0]}")
-    out = args.out or output_path(str(args.result.with_name(args.result.stem + "_eval.pkl")))
-    jobs = [
-        (
-            dataclasses.asdict(config),
-            {name: values[u] for name, values in history.items()},
-            args.eval_seed,
-            args.steps,
-        )
-        for u in updates
-    ]
-    start = time.perf_counter()
-    try:
-        episodes = run_jobs(run_checkpoint, jobs, args.workers)
-    except MpcSolverError as err:
-        fail(str(err))
+    out = runs.evaluation_out(args.out, args.result)
+    jobs = [(dataclasses.asdict(config), v, args.eval_seed, args.steps) for v in values]
+    episodes, wall_time = runs.run_evaluation(run_checkpoint, jobs, args.workers)
     evaluation = evaluation_result(
         "example_1_evaluation",
         [f"after {u} updates" for u in updates],
         [[ep] for ep in episodes],
         model.violations,
-        time.perf_counter() - start,
+        wall_time,
         updates=np.array(updates),
         source=str(args.result),
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    save_result(out, evaluation)
-    print(result_table(evaluation, "updates", updates))
-    print(f"result written to {out}")
-    return 0
+    return runs.write_evaluation(out, evaluation, "updates", updates)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,8 @@ class AdmmCoordinator:
         ]
         self._all_index = np.concatenate(self._index)
         self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols)
-        self._anderson = _Anderson(memory, len(self._all_index))
+        # the release's plain ADMM (tolerance 0) is never accelerated
+        self._anderson = _Anderson(memory if tolerance > 0 else 0, len(self._all_index))
         self.reset()
 
     def reset(self) -> None:
@@ -209,7 +210,7 @@ class AdmmCoordinator:
         views = self._view(self.z)
         d = self.y - rho * views
         y, z = self.y, self.z
-        anderson = self._anderson if self.tolerance > 0 else _Anderson(0, 0)
+        anderson = self._anderson
         anderson.reset()
         next_rho = rho
         for iteration in range(self.max_iterations):

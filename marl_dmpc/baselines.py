@@ -188,7 +188,6 @@ class ScenarioMpc:
         self._qp(solver)
         #: how many solves the fallback solver made
         self.fallbacks = 0
-        self._n_u = n_u
 
     def _qp(self, name: str) -> cs.Function:
         """The QP solver ``name`` (built once)."""

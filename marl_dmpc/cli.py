@@ -158,6 +158,32 @@ def add_evaluation_flags(parser: argparse.ArgumentParser, steps: int, workers: i
     )
 
 
+def add_baseline_flags(
+    parser: argparse.ArgumentParser, scenarios: Sequence[int], solver: str, out: str
+) -> None:
+    """Add the flags of the baseline scripts (defaults given): ``--scenarios`` (the
+    scenario MPC's scenario counts), ``--seed`` (its draws), ``--solver`` and ``--out``."""
+    default = ",".join(str(k) for k in scenarios)
+    parser.add_argument(
+        "--scenarios",
+        type=positive_int_list,
+        default=list(scenarios),
+        help=f"scenario counts K of the scenario MPC, comma-separated; default {default}",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=1, help="seed of the scenario draws; default 1"
+    )
+    parser.add_argument(
+        "--solver",
+        choices=SOLVER_CHOICES,
+        default=solver,
+        help="solver of the MPCs' QPs; default %(default)s",
+    )
+    parser.add_argument(
+        "--out", type=output_path, default=out, help="result file; default %(default)s"
+    )
+
+
 #: The valued flags of :func:`add_training_flags`: flag, type, help (the default is the
 #: config field's of the same name).
 _TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (

@@ -5,7 +5,8 @@ A controller is anything with ``reset(env, seed)`` and ``act(state, env) -> acti
 the time of every decision. :class:`LearnedPolicy` is a learner's greedy policy with
 given parameters, :class:`MpcController` a :class:`~marl_dmpc.baselines.ScenarioMpc`
 fed by example-specific inputs. :func:`run_jobs` runs independent episodes in parallel
-processes, and :func:`summary` / :func:`format_table` make the tables the scripts print.
+processes; :func:`evaluation_result` gathers them into a result dict and
+:func:`result_table` makes the table the scripts print.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ class MpcController:
     def __init__(self, mpc: ScenarioMpc, inputs: MpcInputs | None = None) -> None:
         self.mpc = mpc
         self.inputs = inputs
-        self.rng = np.random.default_rng()
+        self.rng: np.random.Generator | None = None  # seeded by reset
 
     def reset(self, env: Env, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
     def act(self, state: npt.NDArray[np.floating], env: Env) -> npt.NDArray[np.floating]:
+        if self.rng is None:
+            raise RuntimeError("reset the controller (with a seed) before it acts")
         kwargs = {} if self.inputs is None else self.inputs(env, self.rng)
         answer = self.mpc.solve(state, **kwargs)
         if not answer.success:
@@ -107,6 +110,21 @@ def training_config(result: Mapping[str, Any], config_type: type[ConfigT], examp
     if set(config) != {f.name for f in dataclasses.fields(config_type)}:  # type: ignore[arg-type]
         raise ResultFileError(f"not a training result of {example} (its config differs)")
     return config_type(**config)
+
+
+def parameters_after(result: Mapping[str, Any], update: int) -> dict[str, npt.NDArray]:
+    """The learnable parameters of a training result after ``update`` updates (0: the
+    initial ones), by global name.
+
+    Raises
+    ------
+    ResultFileError
+        If the run made fewer updates.
+    """
+    available = int(result["updates"])
+    if update > available:
+        raise ResultFileError(f"it has {available} updates; cannot evaluate after {update}")
+    return {name: history[update] for name, history in result["params"].items()}
 
 
 def run_episode(

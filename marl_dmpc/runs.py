@@ -1,9 +1,11 @@
-"""Running a training from a script: progress, interruption and the result file.
+"""Running a training or an evaluation from a script.
 
 :func:`train_and_save` trains a learner on an env wrapped in
 :class:`~marl_dmpc.envs.StepRecorder`, shows progress, and always writes the result file,
 also when the run is interrupted (Ctrl-C) or an MPC fails: what was computed is kept and
-the file's ``status`` says how the run ended.
+the file's ``status`` says how the run ended. :func:`run_evaluation`,
+:func:`evaluation_out` and :func:`write_evaluation` are the common steps of the
+evaluation and baseline scripts.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,10 @@ import numpy.typing as npt
 from gymnasium import Env
 from mpcrl import MpcSolverError
 
-from .cli import TrainingProgress, fail, quiet_solvers
+from .cli import TrainingProgress, check_writable, fail, quiet_solvers
 from .config import TrainingConfig
 from .envs import StepRecorder
+from .evaluation import result_table, run_jobs
 from .learning import CentralizedQLearning, DistributedQLearning
 from .mpc import LocalMpcDefinition
 from .network import Network
@@ -178,3 +181,36 @@ def run_training(
     if outcome.status == "failed":
         fail(outcome.message)
     return 130 if outcome.status == "interrupted" else 0
+
+
+def evaluation_out(out: Path | None, source: Path) -> Path:
+    """``out``, or by default ``source``'s name with ``_eval`` (checked writable; if not,
+    the script ends with a one-line error)."""
+    if out is not None:
+        return out
+    try:
+        return check_writable(source.with_name(source.stem + "_eval.pkl"))
+    except ValueError as err:
+        fail(str(err))
+
+
+def run_evaluation(
+    function: Callable[[Any], Any], jobs: Sequence[Any], workers: int
+) -> tuple[list[Any], float]:
+    """:func:`~marl_dmpc.evaluation.run_jobs` and its wall time (s); an MPC that cannot be
+    solved ends the script with a one-line error."""
+    start = time.perf_counter()
+    try:
+        outcomes = run_jobs(function, jobs, workers)
+    except MpcSolverError as err:
+        fail(str(err))
+    return outcomes, time.perf_counter() - start
+
+
+def write_evaluation(out: Path, result: dict[str, Any], first: str, keys: Sequence[Any]) -> int:
+    """Save an evaluation result, print its table (see
+    :func:`~marl_dmpc.evaluation.result_table`) and where it went; the exit code (0)."""
+    save_result(out, result)
+    print(result_table(result, first, keys))
+    print(f"result written to {out}")
+    return 0

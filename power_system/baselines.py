@@ -10,7 +10,6 @@ of their costs.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -19,15 +18,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 from gymnasium import Env  # noqa: E402
 
+from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
+    add_baseline_flags,
     add_evaluation_flags,
-    fail,
-    nonnegative_int,
-    output_path,
     positive_int,
-    positive_int_list,
     quiet_solvers,
 )
 from marl_dmpc.discretization import zero_order_hold  # noqa: E402
@@ -36,14 +33,9 @@ from marl_dmpc.evaluation import (  # noqa: E402
     default_workers,
     episode_chunks,
     evaluation_result,
-    result_table,
     run_episode,
-    run_jobs,
     seed_of,
 )
-from marl_dmpc.learning import MpcSolverError  # noqa: E402
-from marl_dmpc.results import save_result  # noqa: E402
-from marl_dmpc.solvers import SOLVER_CHOICES  # noqa: E402
 from power_system import model  # noqa: E402
 from power_system.env import PowerSystemEnv, network_matrices  # noqa: E402
 
@@ -115,31 +107,11 @@ def run_baseline(job: tuple[int, list[int], int, int, int, str]) -> list[dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--scenarios",
-        type=positive_int_list,
-        default=[50, 79, 100],
-        help="scenario counts K of the scenario MPC, comma-separated; default 50,79,100",
-    )
+    add_baseline_flags(parser, [50, 79, 100], "highs", "runs/power_system_baselines.pkl")
     parser.add_argument(
         "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
     )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=1, help="seed of the scenario draws; default 1"
-    )
-    parser.add_argument(
-        "--solver",
-        choices=SOLVER_CHOICES,
-        default="highs",
-        help="solver of the MPCs' QPs; default %(default)s",
-    )
     add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers())
-    parser.add_argument(
-        "--out",
-        type=output_path,
-        default="runs/power_system_baselines.pkl",
-        help="result file; default %(default)s",
-    )
     args = parser.parse_args(argv)
     counts = [1, *args.scenarios]
     labels = ["nominal", *(f"scenario K={K}" for K in args.scenarios)]
@@ -149,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         for K in counts
         for chunk in chunks
     ]
-    start = time.perf_counter()
-    try:
-        outcomes = run_jobs(run_baseline, jobs, args.workers)
-    except MpcSolverError as err:
-        fail(str(err))
+    outcomes, wall_time = runs.run_evaluation(run_baseline, jobs, args.workers)
     per_controller = [
         [ep for outcome in outcomes[c * len(chunks) : (c + 1) * len(chunks)] for ep in outcome]
         for c in range(len(counts))
@@ -163,15 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         labels,
         per_controller,
         model.angle_violations,
-        time.perf_counter() - start,
+        wall_time,
         seed=args.seed,
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    save_result(args.out, result)
-    print(result_table(result, "controller", labels))
-    print(f"result written to {args.out}")
-    return 0
+    return runs.write_evaluation(args.out, result, "controller", labels)
 
 
 if __name__ == "__main__":

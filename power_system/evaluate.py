@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -18,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
+from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
     add_evaluation_flags,
@@ -32,13 +32,11 @@ from marl_dmpc.evaluation import (  # noqa: E402
     default_workers,
     episode_chunks,
     evaluation_result,
-    result_table,
+    parameters_after,
     run_episode,
-    run_jobs,
     training_config,
 )
-from marl_dmpc.learning import MpcSolverError  # noqa: E402
-from marl_dmpc.results import ResultFileError, load_result, save_result  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
 from power_system import model  # noqa: E402
 from power_system.config import PowerSystemConfig  # noqa: E402
 from power_system.env import PowerSystemEnv  # noqa: E402
@@ -76,39 +74,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = load_result(args.result)
         config = training_config(result, PowerSystemConfig, "the power system")
+        update = int(result["updates"]) if args.update is None else args.update
+        values = parameters_after(result, update)
     except ResultFileError as err:
         fail(f"{args.result}: {err}")
-    available = int(result["updates"])
-    update = available if args.update is None else args.update
-    if update > available:
-        fail(f"{args.result} has {available} updates; cannot evaluate after {update}")
-    out = args.out or output_path(str(args.result.with_name(args.result.stem + "_eval.pkl")))
-    values = {name: history[update] for name, history in result["params"].items()}
+    out = runs.evaluation_out(args.out, args.result)
     chunks = episode_chunks(args.episodes, args.workers)
     jobs = [
         (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps) for chunk in chunks
     ]
-    start = time.perf_counter()
-    try:
-        outcomes = run_jobs(run_policy, jobs, args.workers)
-    except MpcSolverError as err:
-        fail(str(err))
+    outcomes, wall_time = runs.run_evaluation(run_policy, jobs, args.workers)
     label = f"learned ({config.mode}), after {update} updates"
     evaluation = evaluation_result(
         "power_system_evaluation",
         [label],
         [[ep for outcome in outcomes for ep in outcome]],
         model.angle_violations,
-        time.perf_counter() - start,
+        wall_time,
         updates=np.array([update]),
         source=str(args.result),
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    save_result(out, evaluation)
-    print(result_table(evaluation, "controller", [label]))
-    print(f"result written to {out}")
-    return 0
+    return runs.write_evaluation(out, evaluation, "controller", [label])
 
 
 if __name__ == "__main__":
