@@ -25,7 +25,7 @@ from gymnasium import Env
 
 from .baselines import ScenarioMpc
 from .learning import CentralizedQLearning, DistributedQLearning, MpcSolverError
-from .results import ResultFileError, versions
+from .results import ResultFileError, single, versions
 from .threads import single_threaded_blas
 
 
@@ -227,7 +227,7 @@ def evaluation_result(
         "kind": kind,
         "labels": list(labels),
         **{
-            key: np.array([[ep[key] for ep in eps] for eps in episodes])
+            key: single([[ep[key] for ep in eps] for eps in episodes])
             for key in ("states", "actions", "costs", "solve_ms")
         },
         "episode_costs": np.array([s["costs"] for s in summaries]),

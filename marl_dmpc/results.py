@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 class ResultFileError(ValueError):
@@ -67,6 +68,14 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_plain(v) for v in value]
     raise TypeError(f"{type(value).__name__} is not plain data")
+
+
+def single(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """``values`` in single precision: how result files store the per-step records
+    (states, actions, costs, TD errors, times), which are read for plots and summaries
+    only; totals are computed before, in double precision, and parameter histories stay
+    double (an evaluation re-creates the policy from them)."""
+    return np.asarray(values, dtype=np.float32)
 
 
 def versions() -> dict[str, str]:

@@ -29,7 +29,7 @@ from .evaluation import result_table, run_jobs
 from .learning import CentralizedQLearning, DistributedQLearning
 from .mpc import LocalMpcDefinition
 from .network import Network
-from .results import save_result, versions
+from .results import save_result, single, versions
 
 Learner = DistributedQLearning | CentralizedQLearning
 
@@ -96,8 +96,8 @@ def training_result(
         "mode": "centralized" if isinstance(learner, CentralizedQLearning) else "distributed",
         "status": status,
         "config": dataclasses.asdict(config),
-        **arrays,
-        "td_errors": td_errors,
+        **{key: single(value) for key, value in arrays.items()},
+        "td_errors": single(td_errors),
         "episode_costs": np.array([sum(costs) for costs in env.costs], dtype=float),
         "episode_td_errors": np.array(
             [
@@ -106,13 +106,13 @@ def training_result(
             ]
         ),
         "params": log.parameter_history(),
-        "admm_iterations": np.asarray(log.admm_iterations, dtype=int),
+        "admm_iterations": np.asarray(log.admm_iterations, dtype=np.int32),
         "centralized_check": {k: np.asarray(v) for k, v in log.check.items()},
         "steps_completed": steps,
         "updates": len(next(iter(log.parameters.values()), [None])) - 1,
         "wall_time_s": wall_time_s,
         "ms_per_step": 1e3 * wall_time_s / steps if steps else float("nan"),
-        "step_times_s": np.asarray(step_times_s, dtype=float),
+        "step_times_s": single(step_times_s),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": versions(),
     }

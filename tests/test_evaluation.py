@@ -128,7 +128,7 @@ def test_example_1_baselines_orderings(tmp_path):
     # the episode's own costs are the env's: recomputed from the recorded trajectory
     states, actions = result["states"][0, 0], result["actions"][0, 0]
     recomputed = [model.stage_costs(x, u).sum() for x, u in zip(states[:-1], actions, strict=True)]
-    np.testing.assert_allclose(recomputed, result["costs"][0, 0], rtol=1e-9)
+    np.testing.assert_allclose(recomputed, result["costs"][0, 0], rtol=1e-5)  # float32
     assert scenario in proc.stdout and "total cost" in proc.stdout
 
 
