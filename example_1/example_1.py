@@ -21,13 +21,14 @@ from example_1.mpc import Example1Mpc  # noqa: E402
 from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
+    TrainingRun,
     add_training_flags,
     parse_training_args,
     positive_int,
 )
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Example1Config, Path, bool]:
+def parse_args(argv: list[str] | None = None) -> TrainingRun:
     defaults = Example1Config()
     parser = OneLineArgumentParser(
         prog="example_1.py",
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Example1Config, Path, boo
         default=defaults.steps,
         help="training steps (one episode); default %(default)s",
     )
-    add_training_flags(parser, defaults)
+    add_training_flags(parser, defaults, checkpoint_every=1000, checkpoint_unit="steps")
     return parse_training_args(parser, Example1Config, "example_1", argv)
 
 
@@ -49,18 +50,20 @@ def make_learner(config: Example1Config) -> runs.Learner:
     return runs.make_learner(Example1Mpc(config.horizon, config.discount), network(), config)
 
 
-def main(argv: list[str] | None = None) -> int:
-    config, out, progress = parse_args(argv)
-    return runs.run_training(
-        f"example 1, {config.steps} steps",
-        config,
-        out,
-        progress,
-        lambda: make_learner(config),
-        lambda: CoupledLinearSystemsEnv(max_steps=config.steps),
-        1,
-        config.steps,
+def setup(config: Example1Config) -> runs.TrainingSetup:
+    """What a run with ``config`` trains."""
+    return runs.TrainingSetup(
+        label=f"example 1, {config.steps} steps",
+        learner=make_learner(config),
+        env=CoupledLinearSystemsEnv(max_steps=config.steps),
+        episodes=1,
+        total_steps=config.steps,
+        checkpoint_unit="steps",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return runs.run_training(parse_args(argv), setup, "example_1")
 
 
 if __name__ == "__main__":

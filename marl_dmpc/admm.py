@@ -179,6 +179,24 @@ class AdmmCoordinator:
         self.z = np.zeros(len(self._counts))
         self.y = np.zeros(len(self._all_index))
 
+    def state(self) -> dict[str, Any]:
+        """The warm start of the next solve as plain data: ``y``, ``z`` and the local
+        solvers' active sets."""
+        return {
+            "y": self.y.copy(),
+            "z": self.z.copy(),
+            "active_sets": [mpc.active_sets() for mpc in self.local_mpcs],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the warm start of :meth:`state`."""
+        y, z = np.asarray(state["y"], dtype=float), np.asarray(state["z"], dtype=float)
+        if y.shape != self.y.shape or z.shape != self.z.shape:
+            raise ValueError("the ADMM state belongs to another network or horizon")
+        self.y, self.z = y.copy(), z.copy()
+        for mpc, active_sets in zip(self.local_mpcs, state["active_sets"], strict=True):
+            mpc.set_active_sets(active_sets)
+
     def solve(self, kind: str, parameters: Sequence[dict[str, Any]]) -> AdmmResult:
         """Solve the network's V (``kind="V"``) or Q (``kind="Q"``) problem.
 

@@ -103,7 +103,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def check_writable(path: str | os.PathLike[str]) -> Path:
+def check_writable(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     """Make sure a result can be written at ``path`` (its folder is created if needed).
 
     Raises
@@ -113,19 +113,19 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"--out {path} is a directory; give a file name")
+        raise ValueError(f"{flag} {path} is a directory; give a file name")
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create the folder of --out {path}: {err.strerror}") from None
+        raise ValueError(f"cannot create the folder of {flag} {path}: {err.strerror}") from None
     try:  # the only reliable test (root passes os.access on read-only mounts)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write --out {path}: {err.strerror}") from None
+        raise ValueError(f"cannot write {flag} {path}: {err.strerror}") from None
     if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"cannot write --out {path}: permission denied")
+        raise ValueError(f"cannot write {flag} {path}: permission denied")
     return path
 
 
@@ -205,11 +205,17 @@ _TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
 )
 
 
-def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
+def add_training_flags(
+    parser: argparse.ArgumentParser,
+    defaults: TrainingConfig,
+    checkpoint_every: int,
+    checkpoint_unit: str,
+) -> None:
     """Add the flags every training script has (defaults from ``defaults``): ``--seed``,
     ``--centralized``, ``--out``, ``--solver``, ``--admm-iters``, ``--admm-tol``,
-    ``--admm-dual-tol``, ``--admm-memory``, ``--consensus-iters``, ``--check-centralized`` and
-    ``--no-progress``."""
+    ``--admm-dual-tol``, ``--admm-memory``, ``--consensus-iters``, ``--check-centralized``,
+    ``--no-progress``, and ``--checkpoint-every`` (in ``checkpoint_unit``, default
+    ``checkpoint_every``), ``--checkpoint`` and ``--resume``."""
     for flag, kind, text in _TRAINING_FLAGS:
         default = getattr(defaults, flag[2:].replace("-", "_"))
         parser.add_argument(flag, type=kind, default=default, help=f"{text}; default {default}")
@@ -234,6 +240,60 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingConfig
         "record the V, Q and multiplier gaps",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_int,
+        default=checkpoint_every,
+        help=f"save the run's state every this many {checkpoint_unit} (0: only on Ctrl-C); "
+        f"default {checkpoint_every}",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint file; default OUT with the suffix .checkpoint.pkl (removed when "
+        "the run completes)",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue the run saved in CHECKPOINT (with its settings) to the same result "
+        "as without the interruption",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """What a training script was asked to do.
+
+    Attributes
+    ----------
+    config : TrainingConfig
+        The run's settings (a resumed run's are its checkpoint's).
+    out : Path
+        The result file.
+    progress : bool
+        Whether to show the progress bar.
+    checkpoint_every : int
+        Checkpoint period (0: only on Ctrl-C).
+    checkpoint : Path
+        The checkpoint file.
+    resume : dict or None
+        The checkpoint to continue from (a checkpoint file's contents).
+    """
+
+    config: Any
+    out: Path
+    progress: bool
+    checkpoint_every: int
+    checkpoint: Path
+    resume: dict[str, Any] | None = None
+
+
+def checkpoint_path(out: Path) -> Path:
+    """The default checkpoint file of the result file ``out``."""
+    return out.with_name(out.name.removesuffix(".pkl") + ".checkpoint.pkl")
 
 
 def parse_training_args(
@@ -241,26 +301,67 @@ def parse_training_args(
     config_type: type[ConfigT],
     example: str,
     argv: Sequence[str] | None = None,
-) -> tuple[ConfigT, Path, bool]:
-    """Parse ``argv`` with a parser of :func:`add_training_flags` into the config (every
-    flag named like a field sets it), the checked output path (default
-    ``runs/<example>_<mode>_seed<seed>.pkl``) and whether to show progress."""
+) -> TrainingRun:
+    """Parse ``argv`` with a parser of :func:`add_training_flags`: the config (every flag
+    named like a field sets it, or with ``--resume`` the checkpoint's), the checked output
+    path (default ``runs/<example>_<mode>_seed<seed>.pkl``, or the checkpoint's) and the
+    checkpoint settings."""
     args = parser.parse_args(argv)
     if args.centralized and args.check_centralized:
         parser.error("--check-centralized applies to distributed runs only")
-    config = config_type(
-        **{
-            f.name: getattr(args, f.name)
-            for f in dataclasses.fields(config_type)
-            if hasattr(args, f.name)
-        }
-    )
-    out = args.out or f"runs/{example}_{config.mode}_seed{config.seed}.pkl"
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(config_type)
+        if hasattr(args, f.name)
+    }
+    resume = None
+    if args.resume is None:
+        config = config_type(**given)
+        out = args.out or f"runs/{example}_{config.mode}_seed{config.seed}.pkl"
+    else:
+        resume = _read_checkpoint(parser, args.resume, example)
+        try:
+            config = config_type(**resume["config"])
+        except TypeError as err:
+            parser.error(f"{args.resume} holds settings this version does not know ({err})")
+        defaults = parser.parse_args([])
+        for name, value in given.items():
+            if value != getattr(defaults, name) and value != getattr(config, name):
+                flag = "--" + name.replace("_", "-")
+                parser.error(
+                    f"--resume continues the run with its own settings: {flag} {value} "
+                    f"differs from the checkpoint's {getattr(config, name)}"
+                )
+        out = args.out or resume["out"]
     try:
         out_path = check_writable(out)
+        checkpoint = check_writable(
+            args.checkpoint or args.resume or checkpoint_path(out_path), "--checkpoint"
+        )
     except ValueError as err:
         parser.error(str(err))
-    return config, out_path, not args.no_progress
+    return TrainingRun(
+        config, out_path, not args.no_progress, args.checkpoint_every, checkpoint, resume
+    )
+
+
+def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, example: str) -> dict[str, Any]:
+    from .results import ResultFileError, load_result
+
+    try:
+        data = load_result(path)
+    except ResultFileError as err:
+        parser.error(f"--resume: {err}")
+    if data.get("kind") != "checkpoint":
+        parser.error(f"--resume: {path} is not a checkpoint (its kind is {data.get('kind')!r})")
+    if data.get("example") != example:
+        parser.error(
+            f"--resume: {path} is a checkpoint of {data.get('example')!r}, not {example!r}"
+        )
+    missing = [k for k in ("config", "out", "training") if k not in data]
+    if missing:
+        parser.error(f"--resume: {path} lacks {', '.join(missing)}")
+    return data
 
 
 @contextlib.contextmanager
@@ -286,13 +387,24 @@ class TrainingProgress:
         Returns the cost of the step just taken.
     enabled : bool
         ``False`` shows nothing.
+    initial : int
+        Steps already done (a resumed run).
     """
 
     def __init__(
-        self, total: int, cost_of_last_step: Callable[[], float], enabled: bool = True
+        self,
+        total: int,
+        cost_of_last_step: Callable[[], float],
+        enabled: bool = True,
+        initial: int = 0,
     ) -> None:
         self._bar = tqdm(
-            total=total, unit="step", disable=not enabled, dynamic_ncols=True, mininterval=0.5
+            total=total,
+            initial=initial,
+            unit="step",
+            disable=not enabled,
+            dynamic_ncols=True,
+            mininterval=0.5,
         )
         self._cost = cost_of_last_step
         self._cost_sum = 0.0

@@ -9,11 +9,14 @@ solved with the values that belong to ``s``.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
+
+from .checkpoints import generator_from_state, generator_state
 
 #: Key of the per-agent stage costs in the ``info`` dict returned by an env's ``step``.
 AGENT_COSTS = "agent_costs"
@@ -29,6 +32,23 @@ class NetworkEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
     max_steps: int | None
     _x: npt.NDArray[np.floating]
     _steps: int = 0
+
+    #: Attributes that with ``np_random`` make up the env's state (:meth:`state`).
+    state_attributes: tuple[str, ...] = ("_x", "_steps")
+
+    def state(self) -> dict[str, Any]:
+        """The env's state as plain data: :attr:`state_attributes` and its generator's
+        state (see :meth:`load_state`)."""
+        state = {name: copy.deepcopy(getattr(self, name)) for name in self.state_attributes}
+        state["np_random"] = generator_state(self.np_random)
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Put the env back into :meth:`state` (e.g. to resume a training run)."""
+        for name in self.state_attributes:
+            value = state[name]
+            setattr(self, name, np.array(value) if isinstance(value, np.ndarray) else value)
+        self.np_random = generator_from_state(state["np_random"])
 
     def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         """Move ``_x`` one step under the input ``u``; returns every agent's stage cost
@@ -91,6 +111,22 @@ class StepRecorder(gym.Wrapper):
         self.actions[-1].append(action)
         self.costs[-1].append(float(cost))
         return state, cost, terminated, truncated, info
+
+    def state(self) -> dict[str, Any]:
+        """What was recorded and the wrapped env's state, as plain data."""
+        return {
+            "states": [np.array(states) for states in self.states],
+            "actions": [np.array(actions) for actions in self.actions],
+            "costs": [np.array(costs, dtype=float) for costs in self.costs],
+            "env": self.env.get_wrapper_attr("state")(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the records and the wrapped env's state of :meth:`state`."""
+        self.states = [list(np.asarray(s, dtype=float)) for s in state["states"]]
+        self.actions = [list(np.asarray(a, dtype=float)) for a in state["actions"]]
+        self.costs = [[float(c) for c in costs] for costs in state["costs"]]
+        self.env.get_wrapper_attr("load_state")(state["env"])
 
     @property
     def steps(self) -> int:

@@ -9,7 +9,7 @@ centralized agent draws exactly what the distributed agents draw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,8 @@ import numpy.typing as npt
 from mpcrl.core.exploration import EpsilonGreedyExploration, ExplorationStrategy
 from mpcrl.core.schedulers import ExponentialScheduler
 from mpcrl.util.seeding import RngType, mk_seed
+
+from .checkpoints import generator_from_state, generator_state
 
 
 class PerAgentExploration(ExplorationStrategy):
@@ -97,6 +99,26 @@ class PerAgentExploration(ExplorationStrategy):
         """Decay every agent's epsilon."""
         for agent in self.agents:
             agent.step()
+
+    def state(self) -> list[dict[str, Any]]:
+        """Every agent's generator state and schedule, as plain data."""
+        return [
+            {
+                "rng": generator_state(agent.np_random),
+                "epsilon": float(agent.epsilon_scheduler.value),
+                "strength": float(agent.strength_scheduler.value),
+            }
+            for agent in self.agents
+        ]
+
+    def load_state(self, state: Sequence[Mapping[str, Any]]) -> None:
+        """Put every agent back into :meth:`state`."""
+        if len(state) != len(self.agents):
+            raise ValueError(f"exploration state of {len(state)} agents, not {len(self.agents)}")
+        for agent, saved in zip(self.agents, state, strict=True):
+            agent.np_random = generator_from_state(saved["rng"])
+            agent.epsilon_scheduler.value = saved["epsilon"]
+            agent.strength_scheduler.value = saved["strength"]
 
     @property
     def epsilon(self) -> float:

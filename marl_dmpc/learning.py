@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from csnlp.wrappers import Mpc
 from gymnasium import Env
+from gymnasium.spaces import Box
 from mpcrl import (
     Agent,
     ExperienceReplay,
@@ -48,6 +49,12 @@ from mpcrl.util.seeding import RngType, mk_seed
 
 from .admm import AdmmCoordinator, AdmmResult
 from .blocks import dynamics_name
+from .checkpoints import (
+    Checkpointer,
+    Position,
+    generator_state,
+    set_generator_state,
+)
 from .consensus import AverageConsensus
 from .envs import AGENT_COSTS, mpc_parameters
 from .exploration import PerAgentExploration
@@ -111,13 +118,33 @@ class QLearningSettings:
             include_latest=self.replay_include_latest,
         )
 
-    def update_strategy(self) -> UpdateStrategy:
-        return UpdateStrategy(self.update_every, self.update_hook)
+    def update_strategy(self) -> CountedUpdateStrategy:
+        return CountedUpdateStrategy(self.update_every, self.update_hook)
 
     def exploration(self, n_agents: int, action_size: int) -> PerAgentExploration:
         return PerAgentExploration(
             n_agents, action_size, self.epsilon, self.epsilon_decay, self.exploration_strength
         )
+
+
+class CountedUpdateStrategy(UpdateStrategy):
+    """mpcrl's update strategy, counting its checks so that a resumed run can put it
+    back where it was (:meth:`advance`)."""
+
+    def __init__(self, frequency: int, hook: str = "on_timestep_end") -> None:
+        super().__init__(frequency, hook)  # type: ignore[arg-type]
+        self.checks = 0
+
+    def can_update(self) -> bool:
+        self.checks += 1
+        return super().can_update()
+
+    def advance(self, checks: int) -> None:
+        """Move a new strategy to where it is after ``checks`` checks."""
+        if self.checks:
+            raise RuntimeError("only a new update strategy can be advanced")
+        for _ in range(checks):
+            self.can_update()
 
 
 @dataclass
@@ -150,6 +177,22 @@ class TrainingLog:
     def parameter_history(self) -> dict[str, npt.NDArray[np.floating]]:
         """Every parameter's history as one array ``(updates + 1, *shape)``."""
         return {name: np.stack(values) for name, values in self.parameters.items()}
+
+    def state(self) -> dict[str, Any]:
+        """The records as plain data (see :meth:`load_state`)."""
+        return {
+            "td_errors": np.asarray(self.td_errors, dtype=float),
+            "parameters": self.parameter_history(),
+            "admm_iterations": np.asarray(self.admm_iterations, dtype=np.int64),
+            "check": {name: np.asarray(v, dtype=float) for name, v in self.check.items()},
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the records by those of :meth:`state`."""
+        self.td_errors = [float(v) for v in state["td_errors"]]
+        self.parameters = {name: list(np.asarray(h)) for name, h in state["parameters"].items()}
+        self.admm_iterations = [int(v) for v in state["admm_iterations"]]
+        self.check = {name: [float(v) for v in values] for name, values in state["check"].items()}
 
 
 @dataclass(frozen=True)
@@ -311,7 +354,155 @@ class CentralizedCheck:
         return errors
 
 
-class DistributedQLearning:
+class _TrainingLoop:
+    """The training loop both learners share: mpcrl's ``LearningAgent.train`` and
+    ``LstdQLearningAgent.train_one_episode``, step for step (so both draw the same
+    seeds), written so that it can stop and resume between two steps
+    (:mod:`marl_dmpc.checkpoints`). A learner implements the hooks ``_begin``,
+    ``_begin_episode``, ``_step``, ``_end_episode``, ``_end``, ``_in_flight`` and
+    ``_learner_state`` / ``_load_learner_state``."""
+
+    def train(
+        self,
+        env: Env,
+        episodes: int,
+        seed: RngType = None,
+        callback: StepCallback | None = None,
+        checkpointer: Checkpointer | None = None,
+        resume: Mapping[str, Any] | None = None,
+    ) -> npt.NDArray[np.floating]:
+        """Train for ``episodes`` episodes; returns each episode's total cost.
+
+        Seeds are drawn as in mpcrl's ``LearningAgent.train``: the exploration streams,
+        then the replay sampling and every episode's env seed come from ``seed``.
+
+        Parameters
+        ----------
+        env : Env
+            The env; with a ``checkpointer`` or ``resume``, one with ``state`` and
+            ``load_state`` (:class:`~marl_dmpc.envs.StepRecorder`).
+        episodes : int
+            Number of episodes (in all, when resuming).
+        seed : int or Generator, optional
+            The run's seed.
+        callback : callable, optional
+            Called after every step with its TD error.
+        checkpointer : Checkpointer, optional
+            Saves the run's state when due (see :mod:`marl_dmpc.checkpoints`).
+        resume : dict, optional
+            A state saved by ``checkpointer`` (``"training"`` of a checkpoint file):
+            training continues from there, with the same ``seed``, exactly as the
+            uninterrupted run.
+        """
+        rng = np.random.default_rng(seed)
+        with single_threaded_blas():
+            if resume is None:
+                self._begin(env, rng)
+                position = Position()
+            else:
+                position = self._resume(env, rng, resume)
+
+            def state() -> dict[str, Any]:
+                return {
+                    "position": position.to_dict(),
+                    "rng": generator_state(rng),
+                    "env": env.state(),  # type: ignore[attr-defined]
+                    "learner": self._learner_state(),
+                }
+
+            while position.episode < episodes:
+                if position.state is None:
+                    position.state, _ = env.reset(seed=mk_seed(rng))
+                    position.action = self._begin_episode(env, position.episode, position.state)
+                    position.timestep, position.total = 0, 0.0
+                new_state, new_action, cost, done, td_error = self._step(
+                    env, position.episode, position.timestep, position.state, position.action
+                )
+                position.state, position.action = new_state, new_action
+                position.timestep += 1
+                position.steps += 1
+                position.total += float(cost)
+                if callback is not None:
+                    callback(td_error)
+                if done:
+                    self._end_episode(env, position.episode, position.total)
+                    position.returns.append(position.total)
+                    position.episode += 1
+                    position.state = position.action = None
+                if checkpointer is not None and (position.state is None or not self._in_flight()):
+                    checkpointer.at_boundary(position, state)
+            returns = np.array(position.returns)
+            self._end(env, returns)
+        return returns
+
+    def _resume(self, env: Env, rng: np.random.Generator, saved: Mapping[str, Any]) -> Position:
+        self._begin(env, rng)  # builds what a start builds; the state then overwrites it
+        set_generator_state(rng, saved["rng"])
+        env.load_state(saved["env"])  # type: ignore[attr-defined]
+        self._load_learner_state(saved["learner"])
+        self.read_env_parameters(env)
+        position = Position.from_dict(dict(saved["position"]))
+        if position.state is not None:
+            position.state = np.asarray(position.state, dtype=float)
+            position.action = np.asarray(position.action, dtype=float)
+        return position
+
+    # hooks
+    def _begin(self, env: Env, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _begin_episode(self, env: Env, episode: int, state: npt.ArrayLike) -> npt.NDArray:
+        raise NotImplementedError
+
+    def _step(
+        self, env: Env, episode: int, timestep: int, state: npt.ArrayLike, action: npt.ArrayLike
+    ) -> tuple[npt.NDArray, npt.NDArray, float, bool, float]:
+        raise NotImplementedError
+
+    def _end_episode(self, env: Env, episode: int, total: float) -> None:
+        raise NotImplementedError
+
+    def _end(self, env: Env, returns: npt.NDArray[np.floating]) -> None:
+        """Called once the last episode has ended."""
+
+    def _in_flight(self) -> bool:
+        raise NotImplementedError
+
+    def _learner_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def read_env_parameters(self, env: Env) -> None:
+        raise NotImplementedError
+
+
+def _optimizer_state(optimizer: GradientDescent) -> dict[str, Any]:
+    return {
+        "learning_rate": float(optimizer.lr_scheduler.value),
+        "momentum_buffer": optimizer._momentum_buffer,
+    }
+
+
+def _load_optimizer_state(optimizer: GradientDescent, state: Mapping[str, Any]) -> None:
+    optimizer.lr_scheduler.value = state["learning_rate"]
+    optimizer._momentum_buffer = state["momentum_buffer"]
+
+
+def _experience_items(experience: ExperienceReplay) -> list[Any]:
+    return [list(item) if isinstance(item, tuple) else item for item in experience]
+
+
+def _load_experience(
+    experience: ExperienceReplay, items: list[Any], rng: np.random.Generator
+) -> None:
+    experience.clear()
+    experience.extend(tuple(item) if isinstance(item, list) else item for item in items)
+    experience.reset(rng)
+
+
+class DistributedQLearning(_TrainingLoop):
     """The paper's distributed multi-agent Q-learning coordinator.
 
     Parameters
@@ -477,51 +668,57 @@ class DistributedQLearning:
         )
 
     # ----------------------------------------------------------------- learning
-    def train(
-        self,
-        env: Env,
-        episodes: int,
-        seed: RngType = None,
-        callback: StepCallback | None = None,
-    ) -> npt.NDArray[np.floating]:
-        """Train for ``episodes`` episodes; returns each episode's total cost.
-
-        Seeds are drawn as in mpcrl's ``LearningAgent.train``: the exploration streams,
-        then the replay sampling and every episode's env seed come from ``seed``.
-        """
-        rng = np.random.default_rng(seed)
+    def _begin(self, env: Env, rng: np.random.Generator) -> None:
         self.exploration.reset(rng)
         self.experience.reset(rng)
-        returns = np.zeros(episodes)
-        with single_threaded_blas():
-            for episode in range(episodes):
-                state, _ = env.reset(seed=mk_seed(rng))
-                self.read_env_parameters(env)
-                returns[episode] = self._train_episode(env, state, callback)
-                if self.update_strategy.hook == "on_episode_end":
-                    self._maybe_update()
-        return returns
+        self._value_solution: AdmmResult | None = None
 
-    def _train_episode(
-        self, env: Env, state: npt.ArrayLike, callback: StepCallback | None
-    ) -> float:
-        total = 0.0
-        done = False
-        action, sol_v = self.state_value(state)
-        updated = False  # since sol_v was solved
-        while not done:
-            q = self.action_value(state, action, None if updated else sol_v)
-            new_state, cost, truncated, terminated, info = env.step(action)
-            self.read_env_parameters(env)
-            new_action, sol_v = self.state_value(new_state)
-            td_error = self._store_experience(info[AGENT_COSTS], q, sol_v)
-            state, action = new_state, new_action
-            total += float(cost)
-            done = truncated or terminated
-            updated = self.update_strategy.hook == "on_timestep_end" and self._maybe_update()
-            if callback is not None:
-                callback(td_error)
-        return total
+    def _begin_episode(self, env: Env, episode: int, state: npt.ArrayLike) -> npt.NDArray:
+        self.read_env_parameters(env)
+        action, self._value_solution = self.state_value(state)
+        return action
+
+    def _step(
+        self, env: Env, episode: int, timestep: int, state: npt.ArrayLike, action: npt.ArrayLike
+    ) -> tuple[npt.NDArray, npt.NDArray, float, bool, float]:
+        # Q(s, a) off V(s)'s solution unless an update came in between
+        q = self.action_value(state, action, self._value_solution)
+        new_state, cost, truncated, terminated, info = env.step(action)
+        self.read_env_parameters(env)
+        new_action, sol_v = self.state_value(new_state)
+        td_error = self._store_experience(info[AGENT_COSTS], q, sol_v)
+        updated = self.update_strategy.hook == "on_timestep_end" and self._maybe_update()
+        self._value_solution = None if updated else sol_v
+        return new_state, new_action, float(cost), truncated or terminated, td_error
+
+    def _end_episode(self, env: Env, episode: int, total: float) -> None:
+        self._value_solution = None
+        if self.update_strategy.hook == "on_episode_end":
+            self._maybe_update()
+
+    def _in_flight(self) -> bool:
+        return self._value_solution is not None
+
+    def _learner_state(self) -> dict[str, Any]:
+        return {
+            "parameters": self.parameter_values(),
+            "optimizers": [_optimizer_state(o) for o in self.optimizers],
+            "exploration": self.exploration.state(),
+            "experience": _experience_items(self.experience),
+            "update_checks": self.update_strategy.checks,
+            "admm": self.admm.state(),
+            "log": self.log.state(),
+        }
+
+    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
+        self.set_parameter_values(state["parameters"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            _load_optimizer_state(optimizer, saved)
+        self.exploration.load_state(state["exploration"])
+        _load_experience(self.experience, state["experience"], self.experience.np_random)
+        self.update_strategy.advance(state["update_checks"])
+        self.admm.load_state(state["admm"])
+        self.log.load_state(state["log"])
 
     def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
@@ -564,7 +761,7 @@ class DistributedQLearning:
         return True
 
 
-class CentralizedQLearning(LstdQLearningAgent):
+class CentralizedQLearning(_TrainingLoop, LstdQLearningAgent):
     """mpcrl's LSTD Q-learning on the centralized MPC, with the same settings,
     exploration and records as :class:`DistributedQLearning`.
 
@@ -615,7 +812,6 @@ class CentralizedQLearning(LstdQLearningAgent):
         self._last_value: tuple[npt.NDArray, npt.NDArray, Any] | None = None
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
-        self.callback: StepCallback | None = None
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         return dict(self.learnable_parameters.value_as_dict)
@@ -656,21 +852,6 @@ class CentralizedQLearning(LstdQLearningAgent):
         dq = self._gradients[kind](solution.x, solution.p, solution.lam_g_and_h)
         return np.asarray(dq).reshape(-1)
 
-    def train(
-        self,
-        env: Env,
-        episodes: int,
-        seed: RngType = None,
-        callback: StepCallback | None = None,
-        **kwargs: Any,
-    ) -> npt.NDArray[np.floating]:
-        self.callback = callback
-        try:
-            with single_threaded_blas():
-                return super().train(env, episodes, seed, **kwargs)
-        finally:
-            self.log.td_errors = [float(td) for td in self.td_errors or []]
-
     def read_env_parameters(self, env: Env) -> None:
         """Give the MPC the env's current values of its time-varying parameters."""
         fixed = self.fixed_parameters
@@ -692,7 +873,78 @@ class CentralizedQLearning(LstdQLearningAgent):
         self._last_value = None  # V's solution no longer has the current parameters
         self.log.record_parameters(self.parameter_values())
 
-    def on_timestep_end(self, env: Env, episode: int, timestep: int) -> None:
-        super().on_timestep_end(env, episode, timestep)
-        if self.callback is not None and self.td_errors:
-            self.callback(float(self.td_errors[-1]))
+    # ----------------------------------------------------------------- learning
+    def _begin(self, env: Env, rng: np.random.Generator) -> None:
+        if hasattr(env, "action_space") and not isinstance(env.action_space, Box):
+            raise TypeError("the env's action space must be a Box")
+        self.reset(rng)
+        self._is_training = True
+        self._raises = True
+        self.on_training_start(env)
+
+    def _begin_episode(self, env: Env, episode: int, state: npt.ArrayLike) -> npt.NDArray:
+        self.on_episode_start(env, episode, state)
+        action, solution = self.state_value(state, False, action_space=env.action_space)
+        if not solution.success:
+            self.on_mpc_failure(episode, None, solution.status, True)
+        return action
+
+    def _step(
+        self, env: Env, episode: int, timestep: int, state: npt.ArrayLike, action: npt.ArrayLike
+    ) -> tuple[npt.NDArray, npt.NDArray, float, bool, float]:
+        solution_q = self.action_value(state, action)
+        new_state, cost, truncated, terminated, _ = env.step(action)
+        self.on_env_step(env, episode, timestep)
+        new_action, solution_v = self.state_value(new_state, False, action_space=env.action_space)
+        if not self._try_store_experience(cost, solution_q, solution_v):
+            self.on_mpc_failure(
+                episode, timestep, f"{solution_q.status} (Q); {solution_v.status} (V)", True
+            )
+        td_error = float(self.td_errors[-1])
+        self.log.td_errors.append(td_error)
+        self.on_timestep_end(env, episode, timestep + 1)  # updates if due
+        return np.asarray(new_state), new_action, float(cost), truncated or terminated, td_error
+
+    def _end_episode(self, env: Env, episode: int, total: float) -> None:
+        self.on_episode_end(env, episode, total)  # updates if due
+
+    def _end(self, env: Env, returns: npt.NDArray[np.floating]) -> None:
+        self.on_training_end(env, returns)
+
+    def _in_flight(self) -> bool:
+        return self._last_value is not None
+
+    def _learner_state(self) -> dict[str, Any]:
+        last = self._last_solution
+        return {
+            "parameters": self.parameter_values(),
+            "optimizer": _optimizer_state(self.optimizer),
+            "exploration": self.exploration.state(),
+            "experience": _experience_items(self.experience),
+            "update_checks": self.update_strategy.checks,
+            # the solver's initial guess of the next solve
+            "warm_start": None
+            if last is None
+            else {name: np.asarray(value, dtype=float) for name, value in last.vals.items()},
+            "log": self.log.state(),
+        }
+
+    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
+        self.set_parameter_values(state["parameters"])
+        _load_optimizer_state(self.optimizer, state["optimizer"])
+        self.exploration.load_state(state["exploration"])
+        _load_experience(self.experience, state["experience"], self.experience.np_random)
+        self.update_strategy.advance(state["update_checks"])
+        warm = state["warm_start"]
+        self._last_solution = None if warm is None else _WarmStart(dict(warm))
+        self.log.load_state(state["log"])
+        self.td_errors.clear()
+        self.td_errors.extend(self.log.td_errors)
+
+
+@dataclass(frozen=True)
+class _WarmStart:
+    """A saved solution's primal values, which is all the agent reads of its last
+    solution (the next solve's initial guess)."""
+
+    vals: dict[str, npt.NDArray[np.floating]]

@@ -482,6 +482,21 @@ class LocalMpc:
         solver = self.problems[kind].solver
         return solver.region() if isinstance(solver, ActiveSetQp) else None
 
+    def active_sets(self) -> dict[str, npt.NDArray[np.int8] | None]:
+        """The warm start of the V and Q problems' active-set solvers (``None`` where
+        there is none), by kind."""
+        return {
+            kind: problem.solver.active_set if isinstance(problem.solver, ActiveSetQp) else None
+            for kind, problem in self.problems.items()
+        }
+
+    def set_active_sets(self, active_sets: Mapping[str, npt.ArrayLike | None]) -> None:
+        """Restore :meth:`active_sets`."""
+        for kind, active in active_sets.items():
+            solver = self.problems[kind].solver
+            if isinstance(solver, ActiveSetQp):
+                solver.active_set = active
+
     def gradient(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:
         """The gradient of the local Lagrangian of Q (or V) w.r.t. the agent's learnable
         parameters, at ``solution`` (a solution of that problem)."""

@@ -283,10 +283,11 @@ class ActiveSetQp:
         fixed = p[: self._n_fixed]
         if self._fixed is not None and np.array_equal(fixed, self._fixed):
             return
-        H, A, g0, linear = (v.copy() for v in self._matrices(p))
-        self._linear_slope = self._slope(p)[0].copy()
-        # the linear term at q = 0
-        self._linear0 = linear.reshape(-1) - self._linear_slope @ p[self._n_fixed :]
+        # the data at q = 0 (so it depends on the fixed parameters only, bit for bit)
+        p0 = np.concatenate((fixed, np.zeros(len(p) - self._n_fixed)))
+        H, A, g0, linear0 = (v.copy() for v in self._matrices(p0))
+        self._linear_slope = self._slope(p0)[0].copy()
+        self._linear0 = linear0.reshape(-1)
         if self._fixed is None or not (np.array_equal(H, self._H) and np.array_equal(A, self._A)):
             self._kkt.clear()
             diagonal = np.diag(H)
@@ -409,6 +410,20 @@ class ActiveSetQp:
         active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
         active[self._lower == self._upper] = 3
         return active
+
+    @property
+    def active_set(self) -> npt.NDArray[np.int8] | None:
+        """The last optimal active set, where the next :meth:`solve` starts (``None``
+        before the first); settable, e.g. to resume a run."""
+        return self._active
+
+    @active_set.setter
+    def active_set(self, active: npt.ArrayLike | None) -> None:
+        if active is not None:
+            active = np.asarray(active, dtype=np.int8)
+            if active.shape != (self.m + self.n,):
+                raise ValueError(f"an active set has {self.m + self.n} entries; got {active.shape}")
+        self._active = active
 
     # ------------------------------------------------------------------ solve
     def solve(

@@ -1,9 +1,10 @@
 """Running a training or an evaluation from a script.
 
 :func:`train_and_save` trains a learner on an env wrapped in
-:class:`~marl_dmpc.envs.StepRecorder`, shows progress, and always writes the result file,
-also when the run is interrupted (Ctrl-C) or an MPC fails: what was computed is kept and
-the file's ``status`` says how the run ended. :func:`run_evaluation`,
+:class:`~marl_dmpc.envs.StepRecorder` (or resumes a saved run), shows progress, saves
+checkpoints (:mod:`marl_dmpc.checkpoints`), and always writes the result file, also
+when the run is interrupted (Ctrl-C: a checkpoint is saved first) or an MPC fails: what
+was computed is kept and the file's ``status`` says how the run ended. :func:`run_evaluation`,
 :func:`evaluation_out` and :func:`write_evaluation` are the common steps of the
 evaluation and baseline scripts.
 """
@@ -22,7 +23,8 @@ import numpy.typing as npt
 from gymnasium import Env
 from mpcrl import MpcSolverError
 
-from .cli import TrainingProgress, check_writable, fail, quiet_solvers
+from .checkpoints import Checkpointer
+from .cli import TrainingProgress, TrainingRun, check_writable, fail, quiet_solvers
 from .config import TrainingConfig
 from .envs import StepRecorder
 from .evaluation import result_table, run_jobs
@@ -118,66 +120,126 @@ def training_result(
     }
 
 
+@dataclasses.dataclass
+class TrainingSetup:
+    """What a training script trains, built from its config.
+
+    Attributes
+    ----------
+    label : str
+        Names the run in the first printed line.
+    learner : Learner
+        The learner.
+    env : Env
+        The env (it is wrapped in a :class:`~marl_dmpc.envs.StepRecorder`).
+    episodes : int
+        Number of episodes.
+    total_steps : int
+        Number of steps of all episodes (for the progress bar).
+    checkpoint_unit : {"steps", "episodes"}
+        What ``--checkpoint-every`` counts.
+    """
+
+    label: str
+    learner: Learner
+    env: Env
+    episodes: int
+    total_steps: int
+    checkpoint_unit: str
+
+
 def train_and_save(
-    learner: Learner,
-    env: StepRecorder,
-    episodes: int,
-    total_steps: int,
-    seed: int,
-    config: Any,
-    out: Path,
-    progress: bool = True,
+    setup: TrainingSetup,
+    run: TrainingRun,
+    example: str,
 ) -> RunOutcome:
-    """Train, then write the result to ``out`` whatever happened."""
+    """Train (or resume) the run, writing checkpoints as asked, then write the result to
+    ``run.out`` whatever happened; the checkpoint file is removed when the run
+    completes."""
+    learner, config = setup.learner, run.config
+    env = StepRecorder(setup.env)
+    resume = run.resume or {}
+    wall_before = float(resume.get("wall_time_s", 0.0))
+    times_before = list(np.asarray(resume.get("step_times_s", ()), dtype=float))
     status, message = "completed", ""
     start = time.perf_counter()
     ends = [start]
-    with TrainingProgress(total_steps, lambda: env.last_cost, progress) as bar:
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - start
+
+    def step_times() -> npt.NDArray[np.floating]:
+        return np.concatenate((times_before, np.diff(ends)))
+
+    def save_checkpoint(training: dict[str, Any]) -> None:
+        checkpoint = {
+            "kind": "checkpoint",
+            "example": example,
+            "config": dataclasses.asdict(config),
+            "out": str(run.out),
+            "steps_completed": training["position"]["steps"],
+            "wall_time_s": wall(),
+            "step_times_s": step_times(),
+            "training": training,
+            "versions": versions(),
+        }
+        save_result(run.checkpoint, checkpoint)
+
+    done = int(resume.get("steps_completed", 0))
+    if setup.checkpoint_unit == "episodes" and resume:
+        done = int(resume["training"]["position"]["episode"])
+    checkpointer = Checkpointer(run.checkpoint_every, setup.checkpoint_unit, save_checkpoint, done)
+    initial = int(resume.get("steps_completed", 0))
+    with (
+        TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, initial) as bar,
+        checkpointer.catching_interrupts(),
+    ):
 
         def on_step(td_error: float) -> None:
             ends.append(time.perf_counter())
             bar(td_error)
 
         try:
-            learner.train(env, episodes, seed=seed, callback=on_step)
+            learner.train(
+                env,
+                setup.episodes,
+                seed=config.seed,
+                callback=on_step,
+                checkpointer=checkpointer,
+                resume=resume.get("training"),
+            )
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by the user"
         except MpcSolverError as err:
             status, message = "failed", f"an MPC could not be solved: {err}"
-    wall = time.perf_counter() - start
-    result = training_result(learner, env, config, wall, status, np.diff(ends))
-    save_result(out, result)
-    return RunOutcome(status, out, message, result)
+    result = training_result(learner, env, config, wall(), status, step_times())
+    save_result(run.out, result)
+    if status == "completed":
+        run.checkpoint.unlink(missing_ok=True)
+    return RunOutcome(status, run.out, message, result)
 
 
-def run_training(
-    label: str,
-    config: TrainingConfig,
-    out: Path,
-    progress: bool,
-    learner_factory: Callable[[], Learner],
-    env_factory: Callable[[], Env],
-    episodes: int,
-    total_steps: int,
-) -> int:
-    """A training script's body: build the learner and the env (solver banners
-    silenced), train and save, print a one-line summary; returns the exit code (0, or
-    130 if interrupted; a failed MPC ends with a one-line error)."""
-    print(f"{label}, {config.mode}, seed {config.seed} -> {out}", flush=True)
+def run_training(run: TrainingRun, make_setup: Callable[[Any], TrainingSetup], example: str) -> int:
+    """A training script's body: build what it trains from the config (solver banners
+    silenced), train (or resume) and save, print a one-line summary; returns the exit
+    code (0, or 130 if interrupted; a failed MPC ends with a one-line error)."""
+    config = run.config
     with quiet_solvers():
-        learner = learner_factory()
-        env = StepRecorder(env_factory())
-        outcome = train_and_save(
-            learner, env, episodes, total_steps, config.seed, config, out, progress
-        )
+        setup = make_setup(config)
+    resumed = f" (resumed at step {run.resume['steps_completed']})" if run.resume else ""
+    print(f"{setup.label}, {config.mode}, seed {config.seed}{resumed} -> {run.out}", flush=True)
+    with quiet_solvers():
+        outcome = train_and_save(setup, run, example)
     result = outcome.result
     costs = result["episode_costs"]
     episodes_text = f", last episode {costs[-1]:.4g}" if len(costs) > 1 else ""
     print(
         f"{outcome.status}: {result['steps_completed']} steps, {result['updates']} updates, "
         f"total cost {costs.sum():.4g}{episodes_text}, {result['ms_per_step']:.1f} ms/step; "
-        f"result written to {out}"
+        f"result written to {run.out}"
     )
+    if outcome.status == "interrupted" and run.checkpoint.exists():
+        print(f"resume with --resume {run.checkpoint}")
     if outcome.status == "failed":
         fail(outcome.message)
     return 130 if outcome.status == "interrupted" else 0

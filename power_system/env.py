@@ -83,6 +83,7 @@ class PowerSystemEnv(NetworkEnv):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
+    state_attributes = ("_x", "_steps", "_load")
 
     def __init__(self, max_steps: int | None = model.EPISODE_STEPS, noise: bool = True) -> None:
         super().__init__()

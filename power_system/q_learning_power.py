@@ -17,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from marl_dmpc import runs  # noqa: E402
 from marl_dmpc.cli import (  # noqa: E402
     OneLineArgumentParser,
+    TrainingRun,
     add_training_flags,
     parse_training_args,
     positive_int,
@@ -27,7 +28,7 @@ from power_system.model import network  # noqa: E402
 from power_system.mpc import PowerSystemMpc  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[PowerSystemConfig, Path, bool]:
+def parse_args(argv: list[str] | None = None) -> TrainingRun:
     defaults = PowerSystemConfig()
     parser = OneLineArgumentParser(
         prog="q_learning_power.py",
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PowerSystemConfig, Path, 
         help=f"training episodes of {defaults.episode_steps} steps; default %(default)s "
         "(the paper: 100)",
     )
-    add_training_flags(parser, defaults)
+    add_training_flags(parser, defaults, checkpoint_every=10, checkpoint_unit="episodes")
     return parse_training_args(parser, PowerSystemConfig, "power_system", argv)
 
 
@@ -50,18 +51,20 @@ def make_learner(config: PowerSystemConfig) -> runs.Learner:
     return runs.make_learner(PowerSystemMpc(config.horizon, config.discount), network(), config)
 
 
-def main(argv: list[str] | None = None) -> int:
-    config, out, progress = parse_args(argv)
-    return runs.run_training(
-        f"power system, {config.episodes} episodes",
-        config,
-        out,
-        progress,
-        lambda: make_learner(config),
-        lambda: PowerSystemEnv(max_steps=config.episode_steps),
-        config.episodes,
-        config.episodes * config.episode_steps,
+def setup(config: PowerSystemConfig) -> runs.TrainingSetup:
+    """What a run with ``config`` trains."""
+    return runs.TrainingSetup(
+        label=f"power system, {config.episodes} episodes",
+        learner=make_learner(config),
+        env=PowerSystemEnv(max_steps=config.episode_steps),
+        episodes=config.episodes,
+        total_steps=config.episodes * config.episode_steps,
+        checkpoint_unit="episodes",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return runs.run_training(parse_args(argv), setup, "power_system")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""Resumable training: where a run is, what it must remember, and when to save it.
+
+A training run can be saved and continued only between two steps at which no solution
+is in flight: Q(s, a) is read off V(s)'s solution when no update came between them (see
+:mod:`marl_dmpc.learning`), so a checkpoint is taken right after an update or between
+episodes (in example 1, every other step; in the power system, at an episode's end).
+What is saved is plain data (:mod:`marl_dmpc.results`): the learner's parameters,
+optimizer, exploration, replay memory, update counter, the warm starts of its solvers
+and its records, the env's state and every random generator's state, so a resumed run
+repeats the uninterrupted one exactly.
+
+:class:`Position` is where the loop is; :class:`Checkpointer` decides when to save (every
+``every`` steps or episodes, and once more when the user presses Ctrl-C) and saves.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: Units of ``--checkpoint-every``.
+UNITS = ("steps", "episodes")
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Raised by :class:`Checkpointer` after saving, when the user asked the run to stop
+    (Ctrl-C)."""
+
+
+@dataclass
+class Position:
+    """Where a training loop is.
+
+    Attributes
+    ----------
+    episode : int
+        The current episode (the number of finished episodes).
+    timestep : int
+        Steps taken in the current episode.
+    state, action : ndarray or None
+        The current state and the action V(state) chose; ``None`` between episodes.
+    total : float
+        The current episode's cost so far.
+    returns : list of float
+        The total cost of every finished episode.
+    steps : int
+        Steps taken in all episodes.
+    """
+
+    episode: int = 0
+    timestep: int = 0
+    state: npt.NDArray[np.floating] | None = None
+    action: npt.NDArray[np.floating] | None = None
+    total: float = 0.0
+    returns: list[float] = field(default_factory=list)
+    steps: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("state", "action"):  # e.g. mpcrl's actions are CasADi matrices
+            if data[key] is not None:
+                data[key] = np.array(data[key], dtype=float)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Position:
+        position = cls(**data)
+        position.returns = [float(r) for r in position.returns]
+        return position
+
+
+def generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The state of a NumPy generator, as plain data."""
+    return dict(rng.bit_generator.state)
+
+
+def set_generator_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Put ``rng`` back into ``state`` (from :func:`generator_state`)."""
+    if state["bit_generator"] != type(rng.bit_generator).__name__:
+        raise ValueError(f"a {state['bit_generator']} state cannot seed {rng.bit_generator}")
+    rng.bit_generator.state = state
+
+
+def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """A new generator in ``state`` (from :func:`generator_state`)."""
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+class Checkpointer:
+    """Saves a running training's state every ``every`` steps or episodes.
+
+    The loop calls :meth:`at_boundary` wherever it could be saved; the checkpoint is
+    taken at the first such point at or after each multiple of ``every`` (``every = 0``:
+    never, except on Ctrl-C). Inside :meth:`catching_interrupts`, the first Ctrl-C asks
+    the loop to stop at its next such point, where it saves and raises
+    :class:`TrainingStopped`; a second one stops at once.
+
+    Parameters
+    ----------
+    every : int
+        Checkpoint period; 0 for none.
+    unit : {"steps", "episodes"}
+        What ``every`` counts.
+    save : callable
+        Called with the loop's state (a dict of plain data) to write it.
+    done : int, optional
+        Steps or episodes already done (when resuming).
+    """
+
+    def __init__(
+        self,
+        every: int,
+        unit: str,
+        save: Callable[[dict[str, Any]], None],
+        done: int = 0,
+    ) -> None:
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}; got {unit!r}")
+        if every < 0:
+            raise ValueError(f"the checkpoint period must be >= 0; got {every}")
+        self.every = every
+        self.unit = unit
+        self._save = save
+        self._next = (done // every + 1) * every if every else None
+        self.stop_requested = False
+        self.saved = 0
+
+    def at_boundary(self, position: Position, state: Callable[[], dict[str, Any]]) -> None:
+        """Save ``state()`` if a checkpoint is due at ``position``; then, if the user asked
+        to stop, raise :class:`TrainingStopped`."""
+        done = position.steps if self.unit == "steps" else position.episode
+        due = self._next is not None and done >= self._next
+        if due or self.stop_requested:
+            self._save(state())
+            self.saved += 1
+            if self.every:
+                self._next = (done // self.every + 1) * self.every
+        if self.stop_requested:
+            raise TrainingStopped("stopped by the user after saving a checkpoint")
+
+    @contextmanager
+    def catching_interrupts(self) -> Iterator[None]:
+        """Turn the first Ctrl-C (SIGINT) into a request to stop at the next checkpoint
+        boundary (only in the main thread; elsewhere Ctrl-C is left alone)."""
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.stop_requested:  # the second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, request_stop)
+        except ValueError:  # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

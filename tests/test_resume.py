@@ -1,0 +1,157 @@
+"""Resumable training: a run killed (or stopped with Ctrl-C) after a checkpoint and
+resumed completes, with the uninterrupted run's records up to the checkpoint and the
+same continuation to the solver's round-off (qpOASES hot-starts from its last call,
+state CasADi does not expose, so a resumed run cannot repeat it bit for bit)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marl_dmpc.results import load_result
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = {
+    "example_1": ROOT / "example_1" / "example_1.py",
+    "power_system": ROOT / "power_system" / "q_learning_power.py",
+}
+
+
+def _command(example: str, length: list[str], *flags: str) -> list[str]:
+    return [sys.executable, str(SCRIPTS[example]), *length, "--no-progress", *flags]
+
+
+def _interrupt_after_checkpoint(
+    command: list[str], checkpoint: Path, sig: int, delay: float | None = None
+) -> int:
+    """Start ``command``, send ``sig`` as soon as ``checkpoint`` exists (or after
+    ``delay`` seconds), return the exit code."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + (300 if delay is None else delay)
+        while delay is not None or not checkpoint.exists():
+            if delay is not None and time.monotonic() > deadline:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended before its first checkpoint: {proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                pytest.fail("no checkpoint within 300 s")
+            time.sleep(0.002)
+        proc.send_signal(sig)
+        return proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _assert_continues(resumed: dict, full: dict, saved: dict) -> None:
+    """``resumed`` holds ``full``'s records up to the checkpoint ``saved`` and the same
+    continuation up to the solvers' round-off."""
+    assert resumed["status"] == full["status"] == "completed"
+    assert resumed["steps_completed"] == full["steps_completed"]
+    assert resumed["updates"] == full["updates"]
+    steps = saved["steps_completed"]
+    updates = len(next(iter(saved["training"]["learner"]["log"]["parameters"].values())))
+    for name, history in full["params"].items():
+        np.testing.assert_array_equal(resumed["params"][name][:updates], history[:updates])
+    np.testing.assert_array_equal(resumed["td_errors"][:steps], full["td_errors"][:steps])
+    # the first resumed step: the same transition, V and Q within the ADMM tolerance
+    np.testing.assert_allclose(resumed["td_errors"][steps], full["td_errors"][steps], atol=1e-6)
+    assert resumed["wall_time_s"] >= saved["wall_time_s"]
+    assert len(resumed["step_times_s"]) == resumed["steps_completed"]
+
+
+CASES = {
+    "example_1 distributed, killed": ("example_1", ["--steps", "300"], [], "10", signal.SIGKILL),
+    "example_1 centralized, Ctrl-C": (
+        "example_1",
+        ["--steps", "300"],
+        ["--centralized"],
+        "0",
+        signal.SIGINT,
+    ),
+    "power_system distributed, killed": (
+        "power_system",
+        ["--episodes", "3"],
+        [],
+        "1",
+        signal.SIGKILL,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_interrupted_run_resumes(tmp_path, case):
+    example, length, mode, every, sig = CASES[case]
+    full_out = tmp_path / "full.pkl"
+    subprocess.run(
+        _command(example, length, *mode, "--out", str(full_out), "--checkpoint-every", "0"),
+        check=True,
+        capture_output=True,
+    )
+    out, checkpoint = tmp_path / "run.pkl", tmp_path / "run.checkpoint.pkl"
+    command = _command(example, length, *mode, "--out", str(out), "--checkpoint-every", every)
+    if sig == signal.SIGKILL:
+        code = _interrupt_after_checkpoint(command, checkpoint, sig)
+        assert code == -signal.SIGKILL
+        assert not out.exists()
+    else:  # Ctrl-C once the run is under way: a checkpoint and the partial result
+        code = _interrupt_after_checkpoint(command, tmp_path / "never", sig, delay=4.0)
+        assert code == 130
+        partial = load_result(out)
+        assert partial["status"] == "interrupted" and 0 < partial["steps_completed"] < 300
+    saved = load_result(checkpoint)
+    assert saved["kind"] == "checkpoint" and 0 < saved["steps_completed"]
+    proc = subprocess.run(
+        _command(example, [], "--resume", str(checkpoint)), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"resumed at step {saved['steps_completed']}" in proc.stdout
+    _assert_continues(load_result(out), load_result(full_out), saved)
+    assert not checkpoint.exists()  # removed once the run completed
+
+
+def test_resume_refuses_other_settings_and_files(tmp_path):
+    result = tmp_path / "r.pkl"
+    checkpoint = tmp_path / "c.pkl"
+    subprocess.run(
+        _command("example_1", ["--steps", "4"], "--out", str(result)),
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.run(
+        _command("example_1", [], "--resume", str(result)), capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    code = _interrupt_after_checkpoint(
+        _command(
+            "example_1",
+            ["--steps", "300"],
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(result),
+            "--checkpoint-every",
+            "5",
+        ),
+        checkpoint,
+        signal.SIGKILL,
+    )
+    assert code == -signal.SIGKILL
+    proc = subprocess.run(
+        _command("example_1", [], "--resume", str(checkpoint), "--seed", "5"),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--seed 5 differs from the checkpoint's 1" in proc.stderr
+    proc = subprocess.run(
+        _command("power_system", [], "--resume", str(checkpoint)), capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "checkpoint of 'example_1'" in proc.stderr
