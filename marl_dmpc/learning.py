@@ -324,8 +324,9 @@ class CentralizedCheck:
     ) -> dict[str, float]:
         """The gaps between ``result`` and the centralized solution, by name:
         ``"v_error"`` or ``"q_error"`` (absolute value gap), ``"dual_error"`` (max abs gap
-        of the dynamics multipliers) and ``"gradient_error"`` (max abs gap between the
-        agents' local Lagrangian gradients and the centralized one).
+        of the dynamics multipliers), ``"dual_error_norms"`` (the sum over agents of the
+        2-norms of those gaps, the paper's measure) and ``"gradient_error"`` (max abs gap
+        between the agents' local Lagrangian gradients and the centralized one).
 
         ``first`` is the perturbation (V) or the first action (Q).
         """
@@ -345,12 +346,14 @@ class CentralizedCheck:
         )
         central = np.asarray(self._gradients[kind](sol.x, sol.p, lam)).reshape(-1)
         errors["gradient_error"] = float(np.abs(local - central).max())
-        dual_error = 0.0
+        dual_error = dual_norms = 0.0
         for i, (local_mpc, local_sol) in enumerate(zip(self.local_mpcs, result.local, strict=True)):
             central = np.asarray(self._dynamics_duals[kind][i](lam))
             diff = local_mpc.dual(kind, dynamics_name(i), local_sol) - central
             dual_error = max(dual_error, float(np.abs(diff).max()))
+            dual_norms += float(np.linalg.norm(diff))
         errors["dual_error"] = dual_error
+        errors["dual_error_norms"] = dual_norms
         return errors
 
 

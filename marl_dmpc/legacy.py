@@ -1,0 +1,153 @@
+"""Reading the original release's data pickles (positional format) as result dicts.
+
+The release (dmpcrl-concept) wrote each result as a sequence of ``pickle.dump`` calls:
+
+* example 1 training: states, actions, costs, TD errors, then per-agent lists of the
+  histories of ``b``, ``f``, ``V0``, the bounds ``[lb1, lb2, ub1, ub2]``, ``A``, ``B``,
+  then the list of coupling matrices' histories ``A_c`` in agent order (each agent's
+  neighbours in increasing order);
+* example 1 evaluations: states, actions, costs;
+* power system training: states, actions, costs, TD errors, dict of parameter histories.
+
+:func:`load_release_file` reads them with the safe loader of :mod:`marl_dmpc.results`
+(plain data only) and returns the dict a result file of this repository holds, with the
+fields the plotting scripts read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import ResultFileError, _PlainDataUnpickler
+
+#: The positional layouts: what each ``pickle.load`` returns, in order.
+LAYOUTS = {
+    "example_1_training": (
+        "states",
+        "actions",
+        "costs",
+        "td_errors",
+        "b",
+        "f",
+        "V0",
+        "bounds",
+        "A",
+        "B",
+        "A_c",
+    ),
+    "example_1_evaluation": ("states", "actions", "costs"),
+    "power_system_training": ("states", "actions", "costs", "td_errors", "params"),
+}
+#: Example 1's neighbours (a line of three agents), for the names of ``A_c``.
+_EXAMPLE_1_NEIGHBOURS = ((1,), (0, 2), (1,))
+#: Steps per episode of the release's power-system runs.
+_POWER_EPISODE_STEPS = 100
+
+
+def _read_objects(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise ResultFileError(f"no file at {path}")
+    stream = io.BytesIO(path.read_bytes())
+    objects = []
+    while stream.tell() < len(stream.getbuffer()):
+        try:
+            objects.append(_PlainDataUnpickler(stream).load())
+        except ResultFileError as err:
+            raise ResultFileError(f"{path}: {err}") from None
+        except Exception as err:
+            raise ResultFileError(f"{path} is not a release data file ({err})") from None
+    return objects
+
+
+def _rows(values: Any, width: int) -> np.ndarray:
+    """A trajectory as (time, width), whichever way the release stored it."""
+    array = np.asarray(values, dtype=float).squeeze()
+    if array.ndim == 1:
+        return array.reshape(-1, 1) if width == 1 else array.reshape(1, -1)
+    return array.T if array.shape[0] == width and array.shape[1] != width else array
+
+
+def _history(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=float)
+
+
+def load_release_file(path: str | os.PathLike[str], layout: str) -> dict[str, Any]:
+    """Read a release data file of ``layout`` (a key of :data:`LAYOUTS`) as a result dict.
+
+    Raises
+    ------
+    ResultFileError
+        If the file is missing, holds more than plain data, or does not have the
+        layout's number of objects.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    path = Path(path)
+    objects = _read_objects(path)
+    names = LAYOUTS[layout]
+    if len(objects) != len(names):
+        raise ResultFileError(
+            f"{path} holds {len(objects)} objects; the release's {layout} files hold "
+            f"{len(names)} ({', '.join(names)})"
+        )
+    data = dict(zip(names, objects, strict=True))
+    if layout == "example_1_evaluation":
+        states = _rows(data["states"], 6)
+        actions = _rows(data["actions"], 3)
+        costs = np.asarray(data["costs"], dtype=float).reshape(-1)
+        return {
+            "kind": "release_example_1_evaluation",
+            "states": states,
+            "actions": actions,
+            "costs": costs,
+            "episode_costs": np.array([costs.sum()]),
+        }
+    nx, nu = (6, 3) if layout == "example_1_training" else (16, 4)
+    result: dict[str, Any] = {
+        "kind": "training",
+        "mode": "release",
+        "status": "completed",
+        "config": {},
+        "states": _rows(data["states"], nx),
+        "actions": _rows(data["actions"], nu),
+        "costs": np.asarray(data["costs"], dtype=float).reshape(-1),
+        "td_errors": np.asarray(data["td_errors"], dtype=float).reshape(-1),
+        "source": str(path),
+    }
+    if layout == "example_1_training":
+        params: dict[str, np.ndarray] = {}
+        for i in range(3):
+            params[f"b_{i}"] = _history(data["b"][i])
+            params[f"f_{i}"] = _history(data["f"][i])
+            params[f"V0_{i}"] = _history(data["V0"][i])
+            lb1, lb2, ub1, ub2 = (_history(v).reshape(-1) for v in data["bounds"][i])
+            params[f"x_lb_{i}"] = np.stack((lb1, lb2), axis=1)
+            params[f"x_ub_{i}"] = np.stack((ub1, ub2), axis=1)
+            params[f"A_{i}"] = _history(data["A"][i])
+            params[f"B_{i}"] = _history(data["B"][i])
+        couplings = iter(data["A_c"])
+        for i, neighbours in enumerate(_EXAMPLE_1_NEIGHBOURS):
+            for j in neighbours:
+                params[f"A_c_{i}_{j}"] = _history(next(couplings))
+        result["params"] = params
+        result["episode_costs"] = np.array([result["costs"].sum()])
+    else:
+        result["params"] = {name: _history(v) for name, v in data["params"].items()}
+        costs, td = result["costs"], result["td_errors"]
+        episodes = len(costs) // _POWER_EPISODE_STEPS
+        result["episode_costs"] = (
+            costs[: episodes * _POWER_EPISODE_STEPS].reshape(episodes, -1).sum(1)
+        )
+        result["episode_td_errors"] = np.nanmean(
+            td[: episodes * _POWER_EPISODE_STEPS].reshape(episodes, -1), axis=1
+        )
+        states = result["states"]
+        if len(states) == episodes * (_POWER_EPISODE_STEPS + 1):
+            result["states"] = states.reshape(episodes, _POWER_EPISODE_STEPS + 1, nx)
+    result["updates"] = len(next(iter(result["params"].values()))) - 1
+    return result

@@ -1,0 +1,240 @@
+"""The paper's figures, one function per figure: each takes loaded result dicts (see
+README.md, "Result files"; release files are read by :mod:`marl_dmpc.legacy`) and returns
+a matplotlib figure. :mod:`plotting.make_figures` loads ``data/`` and writes them all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from example_1 import model as ex1  # noqa: E402
+from power_system import model as power  # noqa: E402
+
+Result = Mapping[str, Any]
+COLORS = ("C0", "C1", "C2", "C3")
+
+
+def _steps(result: Result) -> np.ndarray:
+    """A training result's trajectories as one run of steps (episodes concatenated)."""
+    states = np.asarray(result["states"], dtype=float)
+    return states.reshape(-1, states.shape[-1])
+
+
+def _flat(values: Any) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return values.reshape(-1, values.shape[-1]) if values.ndim > 2 else values
+
+
+# ----------------------------------------------------------------- example 1
+def example_1_training_states(result: Result) -> Figure:
+    """States and inputs of the three systems over training, with their bounds."""
+    states, actions = _flat(result["states"]), _flat(result["actions"])
+    fig, axs = plt.subplots(3, 1, sharex=True, figsize=(8, 5), constrained_layout=True)
+    for i in range(ex1.N_AGENTS):
+        axs[0].plot(states[:, i * ex1.NX], color=COLORS[i], lw=0.5, label=f"agent {i + 1}")
+        axs[1].plot(states[:, i * ex1.NX + 1], color=COLORS[i], lw=0.5)
+        axs[2].plot(actions[:, i], color=COLORS[i], lw=0.5)
+    for ax, low, high in ((axs[0], ex1.X_LB[0], ex1.X_UB[0]), (axs[2], ex1.U_LB[0], ex1.U_UB[0])):
+        for bound in (low, high):
+            ax.axhline(bound, color="r", lw=0.8, ls="--")
+    axs[0].set_ylabel("$x_{i,1}$")
+    axs[1].set_ylabel("$x_{i,2}$")
+    axs[2].set_ylabel("$u_i$")
+    axs[2].set_xlabel("time step $t$")
+    axs[0].legend(loc="upper right", ncol=3, fontsize="small")
+    return fig
+
+
+def example_1_td_and_cost(distributed: Result, centralized: Result | None = None) -> Figure:
+    """TD error and stage cost over training (centralized overlaid, dashed)."""
+    fig, axs = plt.subplots(2, 1, sharex=True, figsize=(8, 4), constrained_layout=True)
+    for result, style, label in (
+        (distributed, "-", "distributed"),
+        (centralized, "--", "centralized"),
+    ):
+        if result is None:
+            continue
+        axs[0].plot(np.asarray(result["td_errors"]), ls=style, lw=0.5, label=label)
+        axs[1].plot(np.asarray(result["costs"]).reshape(-1), ls=style, lw=0.5, label=label)
+    axs[0].set_ylabel(r"TD error $\delta_t$")
+    axs[1].set_ylabel("stage cost $L_t$")
+    axs[1].set_yscale("log")
+    axs[1].set_xlabel("time step $t$")
+    axs[0].legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def example_1_parameters(
+    distributed: Result, centralized: Result | None = None, agent: int = 1
+) -> Figure:
+    """One agent's learned parameters over the updates: b, the state bounds, f, V0, A, B
+    and its couplings A_c (distributed solid, centralized dashed)."""
+    params = distributed["params"]
+    couplings = sorted(k for k in params if k.startswith(f"A_c_{agent}_"))
+    panels = [
+        (f"b_{agent}", "$b$"),
+        ((f"x_lb_{agent}", f"x_ub_{agent}"), r"$\underline{x}, \overline{x}$"),
+        (f"f_{agent}", "$f$"),
+        (f"V0_{agent}", "$V_0$"),
+        (f"A_{agent}", "$A$"),
+        (f"B_{agent}", "$B$"),
+        *((name, f"$A_{{c,{name.split('_')[-1]}}}$") for name in couplings),
+    ]
+    cols = 2
+    rows = -(-len(panels) // cols)
+    fig, axs = plt.subplots(
+        rows, cols, sharex=True, figsize=(9, 1.6 * rows), constrained_layout=True
+    )
+    for ax, (names, label) in zip(axs.flat, panels, strict=False):
+        for result, style in ((distributed, "-"), (centralized, "--")):
+            if result is None:
+                continue
+            for name in names if isinstance(names, tuple) else (names,):
+                history = np.asarray(result["params"][name], dtype=float)
+                ax.plot(
+                    history.reshape(len(history), -1),
+                    ls=style,
+                    lw=0.8,
+                    color="C0" if style == "-" else "C1",
+                )
+        ax.set_ylabel(label)
+    for ax in axs.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axs[-1]:
+        ax.set_xlabel("update")
+    fig.suptitle(f"agent {agent + 1}: distributed (solid), centralized (dashed)", fontsize="medium")
+    return fig
+
+
+def example_1_evaluation(evaluation: Result, baselines: Result | None = None) -> Figure:
+    """Cost of one evaluation episode of the policy after t updates (log scale) against
+    the baselines."""
+    fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
+    updates = np.asarray(evaluation["updates"])
+    costs = np.asarray(evaluation["episode_costs"])[:, 0]
+    x = np.maximum(updates, 1)
+    ax.plot(x, costs, "o-", color="C0", label="learned distributed policy")
+    if baselines is not None:
+        for c, label in enumerate(baselines["labels"]):
+            if "sampled" in label or label.startswith("nominal"):
+                cost = float(np.mean(baselines["episode_costs"][c]))
+                ax.axhline(cost, color=f"C{c + 1}", ls="--", lw=1, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("updates $t$ (0 shown at 1)")
+    ax.set_ylabel("episode cost")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def example_1_dual_error(dual_error: Result) -> Figure:
+    """ADMM's dual error against its iterations (median over states, quartile band)."""
+    fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
+    tau = np.asarray(dual_error["iterations"])
+    errors = np.asarray(dual_error["dual_errors"], dtype=float)
+    for v, label in enumerate(dual_error["labels"]):
+        low, mid, high = np.percentile(errors[v], [25, 50, 75], axis=0)
+        ax.semilogy(tau, mid, "-o", ms=3, color=COLORS[v], label=label)
+        ax.fill_between(tau, low, high, color=COLORS[v], alpha=0.2)
+    ax.set_xlabel(r"ADMM iterations $\tau$")
+    ax.set_ylabel(r"$\sum_i \|\lambda_i^\star - \lambda_i^{\tau}\|$")
+    ax.legend(fontsize="small")
+    return fig
+
+
+# ------------------------------------------------------------- power system
+def power_td_and_cost(distributed: Result, centralized: Result | None = None) -> Figure:
+    """Mean TD error and cost of every training episode."""
+    fig, axs = plt.subplots(2, 1, sharex=True, figsize=(8, 3.5), constrained_layout=True)
+    for result, marker, label in (
+        (distributed, "o", "distributed"),
+        (centralized, "x", "centralized"),
+    ):
+        if result is None:
+            continue
+        axs[0].plot(np.asarray(result["episode_td_errors"]), marker, ms=3, label=label)
+        axs[1].plot(np.asarray(result["episode_costs"]), marker, ms=3, label=label)
+    axs[0].set_ylabel(r"$\overline{\delta}$")
+    axs[1].set_ylabel(r"$\sum_t L_t$")
+    axs[1].set_xlabel("episode")
+    axs[0].legend(fontsize="small")
+    return fig
+
+
+def power_states(result: Result) -> Figure:
+    """Angle deviation of area 4 and tie-line power 3-4 in the first (dashed) and last
+    (solid) training episodes."""
+    states = np.asarray(result["states"], dtype=float)
+    if states.ndim == 2:
+        states = states[None]
+    nx = power.NX
+    fig, axs = plt.subplots(2, 1, sharex=True, figsize=(8, 3.5), constrained_layout=True)
+    for episode, style, label in (
+        (states[0], "--", "first episode"),
+        (states[-1], "-", "last episode"),
+    ):
+        episode = episode[~np.isnan(episode).any(axis=1)]
+        axs[0].plot(episode[:, 3 * nx], ls=style, color="C0", lw=0.8, label=label)
+        tie = power.P_TIE[2, 3] * (episode[:, 2 * nx] - episode[:, 3 * nx])
+        axs[1].plot(tie, ls=style, color="C0", lw=0.8)
+    for bound in (-power.THETA_MAX, power.THETA_MAX):
+        axs[0].axhline(bound, color="r", lw=0.8)
+    axs[0].set_ylabel(r"$\Delta\theta_4$")
+    axs[1].set_ylabel(r"$\Delta P_{\mathrm{tie},3,4}$")
+    axs[1].set_xlabel("time step $k$")
+    axs[0].legend(fontsize="small")
+    return fig
+
+
+def power_parameters(result: Result, area: int = 2) -> Figure:
+    """The learned parameters of one area over the episodes' updates."""
+    params = result["params"]
+    names = sorted(name for name in params if name.endswith(f"_{area}") or f"_{area}_" in name)
+    cols = 2
+    rows = -(-len(names) // cols)
+    fig, axs = plt.subplots(
+        rows, cols, sharex=True, figsize=(9, 1.5 * rows), constrained_layout=True
+    )
+    for ax, name in zip(axs.flat, names, strict=False):
+        history = np.asarray(params[name], dtype=float)
+        ax.plot(history.reshape(len(history), -1), lw=0.8)
+        ax.set_ylabel(name.replace("_", " "), fontsize="small")
+    for ax in axs.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax in axs[-1]:
+        ax.set_xlabel("update (episode)")
+    fig.suptitle(f"area {area + 1}", fontsize="medium")
+    return fig
+
+
+def power_boxplots(learned: list[tuple[str, Result]], baselines: Result | None) -> Figure:
+    """Episode costs and constraint violations over the evaluation episodes: learned
+    policies, scenario and nominal MPCs."""
+    labels, costs, violations = [], [], []
+    steps = None
+    for name, evaluation in learned:
+        labels.append(name)
+        costs.append(np.asarray(evaluation["episode_costs"]).reshape(-1))
+        violations.append(np.asarray(evaluation["violating_steps"]).reshape(-1))
+        steps = np.asarray(evaluation["costs"]).shape[-1]
+    if baselines is not None:
+        for c, label in enumerate(baselines["labels"]):
+            labels.append(label)
+            costs.append(np.asarray(baselines["episode_costs"][c]))
+            violations.append(np.asarray(baselines["violating_steps"][c]))
+            steps = np.asarray(baselines["costs"]).shape[-1]
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    axs[0].boxplot(costs, showfliers=True)
+    axs[0].set_ylabel("episode cost")
+    axs[1].boxplot([100 * v / steps for v in violations], showfliers=True)
+    axs[1].set_ylabel("steps violating $|\\Delta\\theta_i| \\leq 0.1$ (%)")
+    for ax in axs:
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize="small")
+    return fig

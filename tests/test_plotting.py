@@ -1,0 +1,188 @@
+"""The figure scripts on tiny synthetic results, and the reader of the release's
+positional pickles."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marl_dmpc.legacy import load_release_file
+from marl_dmpc.results import ResultFileError, save_result
+from plotting import make_figures
+
+RNG = np.random.default_rng(0)
+
+
+def _training(nx: int, nu: int, steps: int, episodes: int, params: dict[str, tuple]) -> dict:
+    updates = 5
+    shape = (episodes, steps + 1, nx) if episodes > 1 else (steps + 1, nx)
+    return {
+        "kind": "training",
+        "states": RNG.normal(size=shape),
+        "actions": RNG.normal(size=(*shape[:-2], steps, nu)),
+        "costs": RNG.uniform(1, 2, size=(*shape[:-2], steps)),
+        "td_errors": RNG.normal(size=episodes * steps),
+        "episode_costs": RNG.uniform(100, 200, size=episodes),
+        "episode_td_errors": RNG.normal(size=episodes),
+        "params": {name: RNG.normal(size=(updates + 1, *s)) for name, s in params.items()},
+    }
+
+
+def _evaluation(labels: list[str], episodes: int, steps: int, nx: int) -> dict:
+    c = len(labels)
+    return {
+        "labels": labels,
+        "states": RNG.normal(size=(c, episodes, steps + 1, nx)),
+        "costs": RNG.uniform(size=(c, episodes, steps)),
+        "episode_costs": RNG.uniform(10, 20, size=(c, episodes)),
+        "violating_steps": RNG.integers(0, 3, size=(c, episodes)),
+    }
+
+
+EX1_PARAMS = {
+    **{
+        f"{p}_{i}": s
+        for i in range(3)
+        for p, s in (
+            ("b", (2,)),
+            ("f", (3,)),
+            ("V0", (1,)),
+            ("x_lb", (2,)),
+            ("x_ub", (2,)),
+            ("A", (2, 2)),
+            ("B", (2, 1)),
+        )
+    },
+    "A_c_0_1": (2, 2),
+    "A_c_1_0": (2, 2),
+    "A_c_1_2": (2, 2),
+    "A_c_2_1": (2, 2),
+}
+POWER_PARAMS = {"V0_2": (1,), "b_2": (4,), "Q_x_2": (4, 4), "P_tie_2_3": (1,), "theta_lb_2": (1,)}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    ex1 = _training(6, 3, 30, 1, EX1_PARAMS)
+    save_result(d / "example_1/distributed.pkl", ex1)
+    save_result(d / "example_1/centralized.pkl", ex1)
+    evaluation = _evaluation(["after 0 updates", "after 5 updates"], 1, 10, 6)
+    save_result(d / "example_1/distributed_eval.pkl", {**evaluation, "updates": np.array([0, 5])})
+    save_result(
+        d / "example_1/baselines.pkl",
+        _evaluation(
+            [
+                "nominal, inaccurate model",
+                "scenario K=10, sampled models",
+                "scenario K=10, true model",
+            ],
+            1,
+            10,
+            6,
+        ),
+    )
+    save_result(
+        d / "example_1/admm_dual_error.pkl",
+        {
+            "labels": ["plain ADMM", "accelerated"],
+            "iterations": np.array([1, 5, 10]),
+            "dual_errors": RNG.uniform(1e-6, 1, size=(2, 4, 3)),
+        },
+    )
+    power = _training(16, 4, 10, 3, POWER_PARAMS)
+    save_result(d / "power_system/distributed.pkl", power)
+    save_result(d / "power_system/centralized.pkl", power)
+    save_result(d / "power_system/distributed_eval.pkl", _evaluation(["learned"], 5, 10, 16))
+    save_result(
+        d / "power_system/baselines.pkl", _evaluation(["nominal", "scenario K=50"], 5, 10, 16)
+    )
+    return d
+
+
+def test_every_figure_is_written(data, tmp_path, quiet):
+    out = tmp_path / "figures"
+    assert make_figures.main(["--data", str(data), "--out", str(out)]) == 0
+    for name in make_figures.FIGURES:
+        for suffix in ("png", "pdf"):
+            assert (out / f"{name}.{suffix}").stat().st_size > 1000, name
+
+
+def test_missing_data_skips_the_figure(tmp_path, capsys):
+    assert make_figures.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "f")]) == 0
+    assert "skipped example_1_dual_error" in capsys.readouterr().out
+
+
+def _write_positional(path: Path, objects: list) -> None:
+    with path.open("wb") as f:
+        for obj in objects:
+            pickle.dump(obj, f)
+
+
+def test_release_example_1_file_is_read_and_plotted(tmp_path, quiet):
+    T, U = 20, 4
+    hist = lambda *s: [RNG.normal(size=s) for _ in range(U + 1)]  # noqa: E731
+    per_agent = lambda *s: [np.array(hist(*s)) for _ in range(3)]  # noqa: E731
+    bounds = [[np.array(hist(1)) for _ in range(4)] for _ in range(3)]
+    couplings = [np.array(hist(2, 2)) for _ in range(4)]
+    path = tmp_path / "distributed.pkl"
+    _write_positional(
+        path,
+        [
+            RNG.normal(size=(T + 1, 6)),
+            RNG.normal(size=(T, 3)),
+            RNG.uniform(size=T),
+            RNG.normal(size=T),
+            per_agent(2, 1),
+            per_agent(3, 1),
+            per_agent(1),
+            bounds,
+            per_agent(2, 2),
+            per_agent(2, 1),
+            couplings,
+        ],
+    )
+    result = load_release_file(path, "example_1_training")
+    assert result["states"].shape == (T + 1, 6) and result["updates"] == U
+    assert result["params"]["x_lb_1"].shape == (U + 1, 2)
+    np.testing.assert_array_equal(result["params"]["A_c_1_2"], couplings[2])
+    out = tmp_path / "figs"
+    assert (
+        make_figures.main(
+            ["--data", str(tmp_path / "none"), "--out", str(out), "--release-example-1", str(path)]
+        )
+        == 0
+    )
+    assert (out / "release_example_1_parameters.png").exists()
+
+
+def test_release_power_file_is_read(tmp_path):
+    path = tmp_path / "power.pkl"
+    params = {"V0_2": RNG.normal(size=(3, 1))}
+    _write_positional(
+        path,
+        [
+            RNG.normal(size=(2 * 101, 16)),
+            RNG.normal(size=(200, 4)),
+            RNG.uniform(size=200),
+            RNG.normal(size=200),
+            params,
+        ],
+    )
+    result = load_release_file(path, "power_system_training")
+    assert result["states"].shape == (2, 101, 16) and result["episode_costs"].shape == (2,)
+    assert result["updates"] == 2
+
+
+def test_release_reader_refuses_objects_and_wrong_layouts(tmp_path):
+    evil = tmp_path / "evil.pkl"
+    _write_positional(evil, [np.zeros(3), Path("x")])
+    with pytest.raises(ResultFileError, match="plain data"):
+        load_release_file(evil, "example_1_evaluation")
+    short = tmp_path / "short.pkl"
+    _write_positional(short, [np.zeros(3)])
+    with pytest.raises(ResultFileError, match="holds 1 objects"):
+        load_release_file(short, "example_1_evaluation")
