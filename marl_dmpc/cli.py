@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import numpy as np
 from tqdm import tqdm
 
+from .results import ResultFileError, load_result
 from .solvers import SOLVER_CHOICES
 
 if TYPE_CHECKING:
@@ -258,8 +259,7 @@ def add_training_flags(
         type=Path,
         default=None,
         metavar="CHECKPOINT",
-        help="continue the run saved in CHECKPOINT (with its settings) to the same result "
-        "as without the interruption",
+        help="continue the run saved in CHECKPOINT, with its settings",
     )
 
 
@@ -346,8 +346,6 @@ def parse_training_args(
 
 
 def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, example: str) -> dict[str, Any]:
-    from .results import ResultFileError, load_result
-
     try:
         data = load_result(path)
     except ResultFileError as err:

@@ -394,8 +394,8 @@ class _TrainingLoop:
             Saves the run's state when due (see :mod:`marl_dmpc.checkpoints`).
         resume : dict, optional
             A state saved by ``checkpointer`` (``"training"`` of a checkpoint file):
-            training continues from there, with the same ``seed``, exactly as the
-            uninterrupted run.
+            training continues from there with the same ``seed`` (as the uninterrupted
+            run, up to the solvers' round-off; see :mod:`marl_dmpc.checkpoints`).
         """
         rng = np.random.default_rng(seed)
         with single_threaded_blas():
@@ -444,11 +444,37 @@ class _TrainingLoop:
         env.load_state(saved["env"])  # type: ignore[attr-defined]
         self._load_learner_state(saved["learner"])
         self.read_env_parameters(env)
-        position = Position.from_dict(dict(saved["position"]))
-        if position.state is not None:
-            position.state = np.asarray(position.state, dtype=float)
-            position.action = np.asarray(position.action, dtype=float)
-        return position
+        return Position.from_dict(dict(saved["position"]))
+
+    def _learner_state(self) -> dict[str, Any]:
+        """What the learner must remember to continue, as plain data."""
+        return {
+            "parameters": self.parameter_values(),
+            "optimizers": [_optimizer_state(o) for o in self._optimizers()],
+            "exploration": self.exploration.state(),
+            "experience": [
+                list(item) if isinstance(item, tuple) else item for item in self.experience
+            ],
+            "update_checks": self.update_strategy.checks,
+            "log": self.log.state(),
+            **self._solver_state(),
+        }
+
+    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`_learner_state` into a learner that :meth:`_begin` has just
+        started (its experience already draws from the run's generator)."""
+        self.set_parameter_values(state["parameters"])
+        for optimizer, saved in zip(self._optimizers(), state["optimizers"], strict=True):
+            optimizer.lr_scheduler.value = saved["learning_rate"]
+            optimizer._momentum_buffer = saved["momentum_buffer"]
+        self.exploration.load_state(state["exploration"])
+        self.experience.clear()
+        self.experience.extend(
+            tuple(item) if isinstance(item, list) else item for item in state["experience"]
+        )
+        self.update_strategy.advance(state["update_checks"])
+        self.log.load_state(state["log"])
+        self._load_solver_state(state)
 
     # hooks
     def _begin(self, env: Env, rng: np.random.Generator) -> None:
@@ -471,10 +497,14 @@ class _TrainingLoop:
     def _in_flight(self) -> bool:
         raise NotImplementedError
 
-    def _learner_state(self) -> dict[str, Any]:
+    def _optimizers(self) -> list[GradientDescent]:
         raise NotImplementedError
 
-    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
+    def _solver_state(self) -> dict[str, Any]:
+        """The warm start of the learner's solvers (part of :meth:`_learner_state`)."""
+        raise NotImplementedError
+
+    def _load_solver_state(self, state: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
     def read_env_parameters(self, env: Env) -> None:
@@ -486,23 +516,6 @@ def _optimizer_state(optimizer: GradientDescent) -> dict[str, Any]:
         "learning_rate": float(optimizer.lr_scheduler.value),
         "momentum_buffer": optimizer._momentum_buffer,
     }
-
-
-def _load_optimizer_state(optimizer: GradientDescent, state: Mapping[str, Any]) -> None:
-    optimizer.lr_scheduler.value = state["learning_rate"]
-    optimizer._momentum_buffer = state["momentum_buffer"]
-
-
-def _experience_items(experience: ExperienceReplay) -> list[Any]:
-    return [list(item) if isinstance(item, tuple) else item for item in experience]
-
-
-def _load_experience(
-    experience: ExperienceReplay, items: list[Any], rng: np.random.Generator
-) -> None:
-    experience.clear()
-    experience.extend(tuple(item) if isinstance(item, list) else item for item in items)
-    experience.reset(rng)
 
 
 class DistributedQLearning(_TrainingLoop):
@@ -702,26 +715,14 @@ class DistributedQLearning(_TrainingLoop):
     def _in_flight(self) -> bool:
         return self._value_solution is not None
 
-    def _learner_state(self) -> dict[str, Any]:
-        return {
-            "parameters": self.parameter_values(),
-            "optimizers": [_optimizer_state(o) for o in self.optimizers],
-            "exploration": self.exploration.state(),
-            "experience": _experience_items(self.experience),
-            "update_checks": self.update_strategy.checks,
-            "admm": self.admm.state(),
-            "log": self.log.state(),
-        }
+    def _optimizers(self) -> list[GradientDescent]:
+        return self.optimizers
 
-    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
-        self.set_parameter_values(state["parameters"])
-        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
-            _load_optimizer_state(optimizer, saved)
-        self.exploration.load_state(state["exploration"])
-        _load_experience(self.experience, state["experience"], self.experience.np_random)
-        self.update_strategy.advance(state["update_checks"])
+    def _solver_state(self) -> dict[str, Any]:
+        return {"admm": self.admm.state()}
+
+    def _load_solver_state(self, state: Mapping[str, Any]) -> None:
         self.admm.load_state(state["admm"])
-        self.log.load_state(state["log"])
 
     def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
@@ -917,31 +918,21 @@ class CentralizedQLearning(_TrainingLoop, LstdQLearningAgent):
     def _in_flight(self) -> bool:
         return self._last_value is not None
 
-    def _learner_state(self) -> dict[str, Any]:
-        last = self._last_solution
+    def _optimizers(self) -> list[GradientDescent]:
+        return [self.optimizer]
+
+    def _solver_state(self) -> dict[str, Any]:
+        last = self._last_solution  # its primal values are the next solve's initial guess
         return {
-            "parameters": self.parameter_values(),
-            "optimizer": _optimizer_state(self.optimizer),
-            "exploration": self.exploration.state(),
-            "experience": _experience_items(self.experience),
-            "update_checks": self.update_strategy.checks,
-            # the solver's initial guess of the next solve
             "warm_start": None
             if last is None
-            else {name: np.asarray(value, dtype=float) for name, value in last.vals.items()},
-            "log": self.log.state(),
+            else {name: np.asarray(value, dtype=float) for name, value in last.vals.items()}
         }
 
-    def _load_learner_state(self, state: Mapping[str, Any]) -> None:
-        self.set_parameter_values(state["parameters"])
-        _load_optimizer_state(self.optimizer, state["optimizer"])
-        self.exploration.load_state(state["exploration"])
-        _load_experience(self.experience, state["experience"], self.experience.np_random)
-        self.update_strategy.advance(state["update_checks"])
+    def _load_solver_state(self, state: Mapping[str, Any]) -> None:
         warm = state["warm_start"]
         self._last_solution = None if warm is None else _WarmStart(dict(warm))
-        self.log.load_state(state["log"])
-        self.td_errors.clear()
+        self.td_errors.clear()  # mpcrl's own record, kept beside the log
         self.td_errors.extend(self.log.td_errors)
 
 

@@ -27,6 +27,20 @@ def _steps(result: Result) -> np.ndarray:
     return states.reshape(-1, states.shape[-1])
 
 
+def _panel_grid(panels: int, row_height: float, xlabel: str) -> tuple[Figure, np.ndarray]:
+    """A figure of ``panels`` axes in two columns sharing x (spare axes hidden), the
+    bottom row's x axes labelled ``xlabel``."""
+    rows = -(-panels // 2)
+    fig, axs = plt.subplots(
+        rows, 2, sharex=True, figsize=(9, row_height * rows), constrained_layout=True, squeeze=False
+    )
+    for ax in axs.flat[panels:]:
+        ax.set_visible(False)
+    for ax in axs[-1]:
+        ax.set_xlabel(xlabel)
+    return fig, axs
+
+
 def _flat(values: Any) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     return values.reshape(-1, values.shape[-1]) if values.ndim > 2 else values
@@ -87,11 +101,7 @@ def example_1_parameters(
         (f"B_{agent}", "$B$"),
         *((name, f"$A_{{c,{name.split('_')[-1]}}}$") for name in couplings),
     ]
-    cols = 2
-    rows = -(-len(panels) // cols)
-    fig, axs = plt.subplots(
-        rows, cols, sharex=True, figsize=(9, 1.6 * rows), constrained_layout=True
-    )
+    fig, axs = _panel_grid(len(panels), 1.6, "update")
     for ax, (names, label) in zip(axs.flat, panels, strict=False):
         for result, style in ((distributed, "-"), (centralized, "--")):
             if result is None:
@@ -105,10 +115,6 @@ def example_1_parameters(
                     color="C0" if style == "-" else "C1",
                 )
         ax.set_ylabel(label)
-    for ax in axs.flat[len(panels) :]:
-        ax.set_visible(False)
-    for ax in axs[-1]:
-        ax.set_xlabel("update")
     fig.suptitle(f"agent {agent + 1}: distributed (solid), centralized (dashed)", fontsize="medium")
     return fig
 
@@ -197,19 +203,11 @@ def power_parameters(result: Result, area: int = 2) -> Figure:
     """The learned parameters of one area over the episodes' updates."""
     params = result["params"]
     names = sorted(name for name in params if name.endswith(f"_{area}") or f"_{area}_" in name)
-    cols = 2
-    rows = -(-len(names) // cols)
-    fig, axs = plt.subplots(
-        rows, cols, sharex=True, figsize=(9, 1.5 * rows), constrained_layout=True
-    )
+    fig, axs = _panel_grid(len(names), 1.5, "update (episode)")
     for ax, name in zip(axs.flat, names, strict=False):
         history = np.asarray(params[name], dtype=float)
         ax.plot(history.reshape(len(history), -1), lw=0.8)
         ax.set_ylabel(name.replace("_", " "), fontsize="small")
-    for ax in axs.flat[len(names) :]:
-        ax.set_visible(False)
-    for ax in axs[-1]:
-        ax.set_xlabel("update (episode)")
     fig.suptitle(f"area {area + 1}", fontsize="medium")
     return fig
 
