@@ -15,6 +15,7 @@ class Example1Config(TrainingConfig):
     run length."""
 
     steps: int = 200
+    checkpoint_every: int = 1000  # steps
     # distributed MPC; primal and dual residual tolerances: V, Q within 1e-6 and duals
     # within 1e-5 of the centralized MPC (the dual one binds less: at 3e-8 or 1e-6 the
     # errors are the same)

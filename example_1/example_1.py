@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> TrainingRun:
         default=defaults.steps,
         help="training steps (one episode); default %(default)s",
     )
-    add_training_flags(parser, defaults, checkpoint_every=1000, checkpoint_unit="steps")
+    add_training_flags(parser, defaults, checkpoint_unit="steps")
     return parse_training_args(parser, Example1Config, "example_1", argv)
 
 

@@ -6,12 +6,15 @@ is in flight: Q(s, a) is read off V(s)'s solution when no update came between th
 episodes (in example 1, every other step; in the power system, at an episode's end).
 What is saved is plain data (:mod:`marl_dmpc.results`): the learner's parameters,
 optimizer, exploration, replay memory, update counter, the warm starts of its solvers
-and its records, the env's state and every random generator's state. One piece of state
-cannot be saved: qpOASES hot-starts every solve from its previous one, inside CasADi,
-which does not expose it. So a resumed run has the uninterrupted one's records up to the
-checkpoint exactly, and continues it only up to the solvers' round-off (measured: a TD
-error 5e-10 apart at the first step after the checkpoint; the gap grows over a run, as
-between any two runs on different machines).
+and its records, the env's state and every random generator's state. A solver's memory
+of its earlier calls cannot be saved (qpOASES hot-starts each call from the previous one,
+inside CasADi), so the learners keep their answers from depending on it: the distributed
+learner's local QPs call a new solver instance whenever they call one
+(:class:`~marl_dmpc.qp.FreshConic`), and the centralized learner rebuilds its solvers
+after every scheduled checkpoint, as a resumed run starts them. A run resumed from a
+scheduled checkpoint therefore ends with the uninterrupted run's result, bit for bit; a
+centralized run resumed from a Ctrl-C checkpoint (between the scheduled ones) continues
+it up to the solvers' round-off.
 
 :class:`Position` is where the loop is; :class:`Checkpointer` decides when to save (every
 ``every`` steps or episodes, and once more when the user presses Ctrl-C) and saves.
@@ -140,9 +143,9 @@ class Checkpointer:
         self.stop_requested = False
         self.saved = 0
 
-    def at_boundary(self, position: Position, state: Callable[[], dict[str, Any]]) -> None:
+    def at_boundary(self, position: Position, state: Callable[[], dict[str, Any]]) -> bool:
         """Save ``state()`` if a checkpoint is due at ``position``; then, if the user asked
-        to stop, raise :class:`TrainingStopped`."""
+        to stop, raise :class:`TrainingStopped`. Returns whether it saved."""
         done = position.steps if self.unit == "steps" else position.episode
         due = self._next is not None and done >= self._next
         if due or self.stop_requested:
@@ -152,6 +155,7 @@ class Checkpointer:
                 self._next = (done // self.every + 1) * self.every
         if self.stop_requested:
             raise TrainingStopped("stopped by the user after saving a checkpoint")
+        return due
 
     @contextmanager
     def catching_interrupts(self) -> Iterator[None]:

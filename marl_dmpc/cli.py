@@ -209,14 +209,13 @@ _TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
 def add_training_flags(
     parser: argparse.ArgumentParser,
     defaults: TrainingConfig,
-    checkpoint_every: int,
     checkpoint_unit: str,
 ) -> None:
     """Add the flags every training script has (defaults from ``defaults``): ``--seed``,
     ``--centralized``, ``--out``, ``--solver``, ``--admm-iters``, ``--admm-tol``,
     ``--admm-dual-tol``, ``--admm-memory``, ``--consensus-iters``, ``--check-centralized``,
-    ``--no-progress``, and ``--checkpoint-every`` (in ``checkpoint_unit``, default
-    ``checkpoint_every``), ``--checkpoint`` and ``--resume``."""
+    ``--no-progress``, and ``--checkpoint-every`` (in ``checkpoint_unit``),
+    ``--checkpoint`` and ``--resume``."""
     for flag, kind, text in _TRAINING_FLAGS:
         default = getattr(defaults, flag[2:].replace("-", "_"))
         parser.add_argument(flag, type=kind, default=default, help=f"{text}; default {default}")
@@ -244,9 +243,9 @@ def add_training_flags(
     parser.add_argument(
         "--checkpoint-every",
         type=nonnegative_int,
-        default=checkpoint_every,
+        default=defaults.checkpoint_every,
         help=f"save the run's state every this many {checkpoint_unit} (0: only on Ctrl-C); "
-        f"default {checkpoint_every}",
+        f"default {defaults.checkpoint_every}",
     )
     parser.add_argument(
         "--checkpoint",
@@ -259,7 +258,8 @@ def add_training_flags(
         type=Path,
         default=None,
         metavar="CHECKPOINT",
-        help="continue the run saved in CHECKPOINT, with its settings",
+        help="continue the run saved in CHECKPOINT, with its settings, to the result the "
+        "uninterrupted run would have had",
     )
 
 
@@ -275,8 +275,6 @@ class TrainingRun:
         The result file.
     progress : bool
         Whether to show the progress bar.
-    checkpoint_every : int
-        Checkpoint period (0: only on Ctrl-C).
     checkpoint : Path
         The checkpoint file.
     resume : dict or None
@@ -286,7 +284,6 @@ class TrainingRun:
     config: Any
     out: Path
     progress: bool
-    checkpoint_every: int
     checkpoint: Path
     resume: dict[str, Any] | None = None
 
@@ -340,9 +337,7 @@ def parse_training_args(
         )
     except ValueError as err:
         parser.error(str(err))
-    return TrainingRun(
-        config, out_path, not args.no_progress, args.checkpoint_every, checkpoint, resume
-    )
+    return TrainingRun(config, out_path, not args.no_progress, checkpoint, resume)
 
 
 def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, example: str) -> dict[str, Any]:

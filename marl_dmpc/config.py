@@ -46,6 +46,12 @@ class TrainingConfig(QLearningSettings):
         Prediction horizon of the MPCs.
     discount : float
         Discount factor of the MPC's stage costs and of Q-learning.
+    checkpoint_every : int
+        Save the run's state every this many steps or episodes (the example's unit; 0:
+        only on Ctrl-C). The centralized learner restarts its solvers at each checkpoint
+        (:meth:`~marl_dmpc.learning.CentralizedQLearning._restart_solvers`), so for it
+        this setting changes the result in the last bits; the distributed learner's
+        result does not depend on it.
     """
 
     seed: int = 1
@@ -60,6 +66,7 @@ class TrainingConfig(QLearningSettings):
     check_centralized: bool = False
     horizon: int
     discount: float
+    checkpoint_every: int
 
     @property
     def mode(self) -> str:

@@ -394,8 +394,8 @@ class _TrainingLoop:
             Saves the run's state when due (see :mod:`marl_dmpc.checkpoints`).
         resume : dict, optional
             A state saved by ``checkpointer`` (``"training"`` of a checkpoint file):
-            training continues from there with the same ``seed`` (as the uninterrupted
-            run, up to the solvers' round-off; see :mod:`marl_dmpc.checkpoints`).
+            training continues from there with the same ``seed``, as the uninterrupted
+            run did (see :mod:`marl_dmpc.checkpoints`).
         """
         rng = np.random.default_rng(seed)
         with single_threaded_blas():
@@ -433,7 +433,8 @@ class _TrainingLoop:
                     position.episode += 1
                     position.state = position.action = None
                 if checkpointer is not None and (position.state is None or not self._in_flight()):
-                    checkpointer.at_boundary(position, state)
+                    if checkpointer.at_boundary(position, state):
+                        self._restart_solvers()  # as a run resumed from here starts them
             returns = np.array(position.returns)
             self._end(env, returns)
         return returns
@@ -505,6 +506,12 @@ class _TrainingLoop:
         raise NotImplementedError
 
     def _load_solver_state(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _restart_solvers(self) -> None:
+        """Put every solver whose answers depend on its earlier calls back in its new
+        state, as a learner built to resume from a checkpoint has it: called after each
+        scheduled checkpoint, so that a resumed run repeats the uninterrupted one."""
         raise NotImplementedError
 
     def read_env_parameters(self, env: Env) -> None:
@@ -724,6 +731,10 @@ class DistributedQLearning(_TrainingLoop):
     def _load_solver_state(self, state: Mapping[str, Any]) -> None:
         self.admm.load_state(state["admm"])
 
+    def _restart_solvers(self) -> None:
+        """Nothing to do: the local QPs' answers depend on their data and saved active
+        sets only (:class:`~marl_dmpc.qp.ActiveSetQp`)."""
+
     def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
         for name, value in mpc_parameters(env).items():
@@ -934,6 +945,12 @@ class CentralizedQLearning(_TrainingLoop, LstdQLearningAgent):
         self._last_solution = None if warm is None else _WarmStart(dict(warm))
         self.td_errors.clear()  # mpcrl's own record, kept beside the log
         self.td_errors.extend(self.log.td_errors)
+
+    def _restart_solvers(self) -> None:
+        """Rebuild the V and Q solvers (csnlp's ``refresh_solver``, about 10 ms): qpOASES
+        hot-starts each call from the previous one, a state no checkpoint can hold."""
+        self._V.refresh_solver()
+        self._Q.refresh_solver()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from csnlp.wrappers import Mpc, NlpSensitivity
 from .blocks import action_name, parameter_name, state_name
 from .casadi_call import BufferedFunction
 from .network import Network
-from .qp import ActiveSetQp, AffineRegion, DirectSolve
+from .qp import ActiveSetQp, AffineRegion, DirectSolve, FreshConic
 from .solvers import solver_setup
 
 __all__ = [
@@ -290,18 +290,26 @@ class _LocalProblem:
         self.sizes = {n: pars[n].numel() for n in self.static_names}
         plugin, kind, opts = solver_setup(solver)
         problem = {"x": nlp.x, "p": self.p_sym, "f": nlp.f, "g": cs.vertcat(nlp.g, nlp.h)}
-        make = cs.qpsol if kind == "conic" else cs.nlpsol
-        solve = DirectSolve(
-            make(f"{name}_solver", plugin, problem, opts),
-            lbg=np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf))),
-            ubg=np.zeros(nlp.ng + nlp.nh),
-            lbx=nlp.lbx,
-            ubx=nlp.ubx,
-        )
+        bounds = {
+            "lbg": np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf))),
+            "ubg": np.zeros(nlp.ng + nlp.nh),
+            "lbx": nlp.lbx,
+            "ubx": nlp.ubx,
+        }
+        solve: DirectSolve | ActiveSetQp
         if kind == "conic" and reuse_active_set:
             solve = ActiveSetQp(
-                nlp.x, self.p_sym, nlp.f, problem["g"], solve, self.n_static, self.aug_index
+                nlp.x,
+                self.p_sym,
+                nlp.f,
+                problem["g"],
+                FreshConic(plugin, opts, **bounds),
+                self.n_static,
+                self.aug_index,
             )
+        else:
+            make = cs.qpsol if kind == "conic" else cs.nlpsol
+            solve = DirectSolve(make(f"{name}_solver", plugin, problem, opts), **bounds)
         #: ``solver.solve(p) -> QpSolution``, re-using active sets where it can
         self.solver: DirectSolve | ActiveSetQp = solve
         self.outputs = BufferedFunction(

@@ -188,7 +188,9 @@ def train_and_save(
     done = int(resume.get("steps_completed", 0))
     if setup.checkpoint_unit == "episodes" and resume:
         done = int(resume["training"]["position"]["episode"])
-    checkpointer = Checkpointer(run.checkpoint_every, setup.checkpoint_unit, save_checkpoint, done)
+    checkpointer = Checkpointer(
+        config.checkpoint_every, setup.checkpoint_unit, save_checkpoint, done
+    )
     initial = int(resume.get("steps_completed", 0))
     with (
         TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, initial) as bar,

@@ -18,6 +18,7 @@ class PowerSystemConfig(TrainingConfig):
     the paper's run)."""
 
     episodes: int = 5
+    checkpoint_every: int = 10  # episodes
     episode_steps: int = model.EPISODE_STEPS
     # distributed MPC (the release: rho 50, 50 iterations). Plain ADMM converges slowly
     # here: at rho 50 a quarter of the solves of the first episodes reached 1000

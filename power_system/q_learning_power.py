@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> TrainingRun:
         help=f"training episodes of {defaults.episode_steps} steps; default %(default)s "
         "(the paper: 100)",
     )
-    add_training_flags(parser, defaults, checkpoint_every=10, checkpoint_unit="episodes")
+    add_training_flags(parser, defaults, checkpoint_unit="episodes")
     return parse_training_args(parser, PowerSystemConfig, "power_system", argv)
 
 

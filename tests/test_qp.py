@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from marl_dmpc.casadi_call import BufferedFunction
-from marl_dmpc.qp import ActiveSetQp, DirectSolve
+from marl_dmpc.qp import ActiveSetQp, FreshConic
 
 
 def test_active_set_reuse_matches_the_solver(quiet):
@@ -23,9 +23,9 @@ def test_active_set_reuse_matches_the_solver(quiet):
     lbg, ubg = np.r_[0.0, -np.inf, -1, -1, -1], np.r_[0.0, 0.5, 1, 1, 1]
     lbx, ubx = -np.ones(n), np.ones(n)
     qp = {"x": w, "p": p, "f": f, "g": g}
-    solver = cs.qpsol("s", "qpoases", qp, {"printLevel": "none"})
     reference = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})
-    fast = ActiveSetQp(w, p, f, g, DirectSolve(solver, lbg, ubg, lbx, ubx), n_fixed=2)
+    solver = FreshConic("qpoases", {"printLevel": "none"}, lbg, ubg, lbx, ubx)
+    fast = ActiveSetQp(w, p, f, g, solver, n_fixed=2)
     linear = rng.normal(size=n)
     for k in range(60):
         fix = np.array([0.3, 0.1]) if k < 30 else np.array([-0.2, 0.4])
@@ -48,7 +48,7 @@ def _moving_qp(rng, n=8, m=5):
     g = rng.normal(size=(m, n)) @ w
     bounds = dict(lbg=-np.ones(m), ubg=np.ones(m), lbx=-np.ones(n), ubx=np.ones(n))
     qp = {"x": w, "p": q, "f": f, "g": g}
-    solver = cs.qpsol("s", "qpoases", qp, {"printLevel": "none"})
+    solver = FreshConic("qpoases", {"printLevel": "none"}, **bounds)
     reference = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})
     return w, q, f, g, solver, reference, bounds
 
@@ -57,7 +57,7 @@ def test_region_is_the_solution_while_the_active_set_holds(quiet):
     rng = np.random.default_rng(1)
     w, q, f, g, solver, reference, bounds = _moving_qp(rng)
     rows = np.array([3, 0, 5, 1, 2, 4, 7, 6])  # q moves the linear term at every entry
-    fast = ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0, region_rows=rows)
+    fast = ActiveSetQp(w, q, f, g, solver, n_fixed=0, region_rows=rows)
     inside = outside = 0
     q0 = 2.0 * rng.normal(size=8)
     fast.solve(q0)
@@ -85,13 +85,13 @@ def test_region_is_the_solution_while_the_active_set_holds(quiet):
             np.testing.assert_array_equal(region.next_active_set(qk[rows]), region.active)
     assert inside > 20 and outside > 20
     with pytest.raises(ValueError, match="outside region_rows"):
-        ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0, region_rows=rows[:4])
+        ActiveSetQp(w, q, f, g, solver, n_fixed=0, region_rows=rows[:4])
 
 
 def test_active_set_steps_reach_the_optimum_without_the_solver(quiet):
     rng = np.random.default_rng(2)
     w, q, f, g, solver, reference, bounds = _moving_qp(rng)
-    fast = ActiveSetQp(w, q, f, g, DirectSolve(solver, **bounds), n_fixed=0)
+    fast = ActiveSetQp(w, q, f, g, solver, n_fixed=0)
     qk = 2.0 * rng.normal(size=8)
     for _ in range(40):
         qk = qk + 0.3 * rng.normal(size=8)  # moves that change the active set
@@ -114,3 +114,27 @@ def test_buffered_function_returns_the_function_values():
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="not dense"):
         BufferedFunction(cs.Function("g", [x], [cs.diag(x)]))
+
+
+def test_fresh_conic_answers_from_the_data_alone(quiet):
+    """The same QP gets the same answer, bit for bit, whatever was solved before (one
+    qpOASES instance hot-starts from its previous call, which changes the last bits)."""
+    rng = np.random.default_rng(3)
+    n, m = 40, 20
+    M = rng.normal(size=(n, n))
+    H, A = M @ M.T, rng.normal(size=(m, n))
+    solver = FreshConic("qpoases", {"printLevel": "none"}, -np.ones(m), np.ones(m), -1, 1)
+    lba, uba = -np.ones(m), np.ones(m)
+    linear = [rng.normal(size=n) for _ in range(6)]
+    alone = solver.solve(H, A, linear[-1], lba, uba)
+    for g in linear[:-1]:
+        solver.solve(H, A, g, lba, uba)
+    after = solver.solve(H, A, linear[-1], lba, uba)
+    assert alone.success and after.success
+    np.testing.assert_array_equal(alone.x, after.x)
+    np.testing.assert_array_equal(alone.lam_g, after.lam_g)
+    # and it is the QP's optimum
+    w = cs.SX.sym("w", n)
+    qp = {"x": w, "f": 0.5 * cs.bilin(H, w, w) + cs.dot(linear[-1], w), "g": A @ w}
+    ref = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})(lbg=-1, ubg=1, lbx=-1, ubx=1)
+    np.testing.assert_allclose(alone.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
