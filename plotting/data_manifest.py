@@ -50,22 +50,39 @@ times are the ones the files record (the work itself, without Python's start-up)
 """
 
 
-def manifest(data: Path) -> str:
-    rows = []
+def duration(seconds: float) -> str:
+    """``seconds`` as minutes and seconds."""
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes)} min {seconds:.0f} s"
+
+
+def data_files(data: Path) -> list[dict]:
+    """Every data file of :data:`COMMANDS`: its name, command, whether it exists, and if so
+    its result (loaded) and size in MB."""
+    files = []
     for name, command in COMMANDS.items():
         path = data / name
-        if not path.exists():
-            rows.append(f"| `{name}` | `{command}` | not yet made | |")
+        entry = {"name": name, "command": command, "result": None, "size_mb": None}
+        if path.exists():
+            try:
+                entry["result"] = load_result(path)
+            except ResultFileError as err:
+                raise SystemExit(f"error: {path}: {err}") from None
+            if "wall_time_s" not in entry["result"]:
+                raise SystemExit(f"error: {path}: no wall_time_s")
+            entry["size_mb"] = path.stat().st_size / 2**20
+        files.append(entry)
+    return files
+
+
+def manifest(data: Path) -> str:
+    rows = []
+    for f in data_files(data):
+        if f["result"] is None:
+            rows.append(f"| `{f['name']}` | `{f['command']}` | not yet made | |")
             continue
-        try:
-            wall = float(load_result(path)["wall_time_s"])
-        except (ResultFileError, KeyError) as err:
-            raise SystemExit(f"error: {path}: {err}") from None
-        minutes, seconds = divmod(wall, 60)
-        rows.append(
-            f"| `{name}` | `{command}` | {int(minutes)} min {seconds:.0f} s "
-            f"| {path.stat().st_size / 2**20:.1f} MB |"
-        )
+        wall = duration(float(f["result"]["wall_time_s"]))
+        rows.append(f"| `{f['name']}` | `{f['command']}` | {wall} | {f['size_mb']:.1f} MB |")
     total = sum(p.stat().st_size for p in data.rglob("*.pkl")) / 2**20
     return HEADER + "\n".join(rows) + f"\n\nTotal: {total:.1f} MB.\n"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from example_1 import baselines as example_1_baselines
 from marl_dmpc.legacy import load_release_file
 from marl_dmpc.results import ResultFileError, save_result
-from plotting import make_figures
+from plotting import make_figures, results_table
 
 RNG = np.random.default_rng(0)
 
@@ -186,3 +187,38 @@ def test_release_reader_refuses_objects_and_wrong_layouts(tmp_path):
     _write_positional(short, [np.zeros(3)])
     with pytest.raises(ResultFileError, match="holds 1 objects"):
         load_release_file(short, "example_1_evaluation")
+
+
+def test_results_table_reads_the_data_and_rewrites_the_readme(tmp_path, capsys):
+    d = tmp_path / "data"
+    evaluation = _evaluation(["after 0 updates", "after 40 updates"], 1, 10, 6)
+    save_result(
+        d / "example_1/distributed_eval.pkl",
+        {**evaluation, "updates": np.array([0, 40]), "wall_time_s": 3.0},
+    )
+    labels = [label for label, _, _ in example_1_baselines.controllers([25])]
+    save_result(d / "example_1/baselines.pkl", {**_evaluation(labels, 1, 10, 6), "wall_time_s": 1})
+    power = _evaluation(["nominal", "scenario K=50", "scenario K=79", "scenario K=100"], 4, 10, 16)
+    save_result(d / "power_system/baselines.pkl", {**power, "wall_time_s": 125.0})
+    text = results_table.tables(d)
+    learned = evaluation["episode_costs"][1, 0]
+    assert (
+        f"| learned distributed policy, after 40 updates | ~10.1 (10000 updates) | {learned:.1f} |"
+        in text
+    )
+    share = 100 * power["violating_steps"][0].sum() / power["costs"][0].size
+    assert f"| nominal MPC | ~349 | {np.mean(power['episode_costs'][0]):.1f} |" in text
+    assert f"| {share:.2f} % |" in text
+    assert "(power_system/distributed_eval.pkl not made yet)" in text
+    assert "| `power_system/baselines.pkl` |" in text and "| 2 min 5 s |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\n{results_table.BEGIN}\nold\n{results_table.END}\n\nrest\n")
+    results_table.rewrite_readme(readme, text)
+    new = readme.read_text()
+    assert "old" not in new and text in new and new.endswith(f"{results_table.END}\n\nrest\n")
+    results_table.rewrite_readme(readme, text)  # idempotent
+    assert readme.read_text() == new
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit):
+        results_table.rewrite_readme(readme, text)
+    assert "needs one" in capsys.readouterr().err

@@ -1,0 +1,187 @@
+"""The paper's headline results beside this repository's, read from the pickles in
+``data/``, as the Markdown tables of README.md's "Results" section.
+
+    python plotting/results_table.py            # print the tables
+    python plotting/results_table.py --readme   # rewrite them in README.md
+
+The paper's values (SPEC.md, "Headline results") are the only numbers written here; every
+other number comes from a data file, whose command ``plotting/data_manifest.py`` lists.
+A missing data file leaves its rows out with a note.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from marl_dmpc.cli import OneLineArgumentParser, fail  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
+from plotting.data_manifest import data_files, duration  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+#: README.md's results block lies between these lines.
+BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
+
+#: Example 1 (one 100-step evaluation episode): row -> (data file, label in the file or
+#: None for its last controller (the most trained policy), the paper's cost, the paper's
+#: steps with some x_i1 < 0 or None).
+EXAMPLE_1 = {
+    "untrained policy (0 updates)": ("distributed_eval", "after 0 updates", "~312", None),
+    "learned distributed policy": ("distributed_eval", None, "~10.1 (10000 updates)", "2"),
+    "nominal MPC, inaccurate model": ("baselines", "nominal, inaccurate model", "~360", "73"),
+    "scenario MPC, 25 sampled models": ("baselines", "scenario K=25, sampled models", "~24.0", "0"),
+    "scenario MPC, 25 copies of the true model": (
+        "baselines",
+        "scenario K=25, true model",
+        "~7.7",
+        None,
+    ),
+}
+#: Power system (100 evaluation episodes): row -> (data file, label or None for the
+#: file's last controller, the paper's mean cost, the paper's share of violating steps).
+POWER = {
+    "learned distributed policy": ("distributed_eval", None, "~274", "0 %"),
+    "learned centralized policy": ("centralized_eval", None, "~265", "0 %"),
+    "nominal MPC": ("baselines", "nominal", "~349", "~10.1 %"),
+    "scenario MPC, K = 50": ("baselines", "scenario K=50", "~315 to ~322", "~2.9 to ~4.3 %"),
+    "scenario MPC, K = 79": ("baselines", "scenario K=79", "~315 to ~322", "~2.9 to ~4.3 %"),
+    "scenario MPC, K = 100": ("baselines", "scenario K=100", "~315 to ~322", "~2.9 to ~4.3 %"),
+}
+
+
+def _loader(data: Path) -> Callable[[str], dict | None]:
+    cache: dict[str, dict | None] = {}
+
+    def load(name: str) -> dict | None:
+        if name not in cache:
+            path = data / name
+            try:
+                cache[name] = load_result(path) if path.exists() else None
+            except ResultFileError as err:
+                fail(f"{path}: {err}")
+        return cache[name]
+
+    return load
+
+
+def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
+    """The index of the controller ``label`` (None: the last one) and the row's name (with
+    the number of updates of a learned policy)."""
+    labels = list(result["labels"])
+    if label is None:
+        if "updates" in result:
+            name = f"{name}, after {int(np.ravel(result['updates'])[-1])} updates"
+        return len(labels) - 1, name
+    if label not in labels:
+        fail(f"no controller {label!r} in the data file (it has {', '.join(labels)})")
+    return labels.index(label), name
+
+
+def example_1_table(load: Callable[[str], dict | None]) -> list[str]:
+    rows = [
+        "| controller | cost, paper | cost, ours | steps with x_i1 < 0, paper | ours |",
+        "|---|---|---|---|---|",
+    ]
+    missing = set()
+    for name, (file, label, paper_cost, paper_violations) in EXAMPLE_1.items():
+        result = load(f"example_1/{file}.pkl")
+        if result is None:
+            missing.add(f"example_1/{file}.pkl")
+            continue
+        c, name = _controller(result, name, label)
+        cost = float(np.mean(result["episode_costs"][c]))
+        violations = int(np.sum(result["violating_steps"][c]))
+        rows.append(
+            f"| {name} | {paper_cost} | {cost:.1f} | {paper_violations or '–'} | {violations} |"
+        )
+    return rows + [f"\n({f} not made yet)" for f in sorted(missing)]
+
+
+def power_table(load: Callable[[str], dict | None]) -> list[str]:
+    rows = [
+        "| controller | mean episode cost, paper | ours | violating steps, paper | ours |",
+        "|---|---|---|---|---|",
+    ]
+    missing = set()
+    for name, (file, label, paper_cost, paper_share) in POWER.items():
+        result = load(f"power_system/{file}.pkl")
+        if result is None:
+            missing.add(f"power_system/{file}.pkl")
+            continue
+        c, name = _controller(result, name, label)
+        cost = float(np.mean(result["episode_costs"][c]))
+        steps = np.asarray(result["costs"][c]).size
+        share = 100.0 * float(np.sum(result["violating_steps"][c])) / steps
+        rows.append(f"| {name} | {paper_cost} | {cost:.1f} | {paper_share} | {share:.2f} % |")
+    return rows + [f"\n({f} not made yet)" for f in sorted(missing)]
+
+
+def wall_time_table(data: Path) -> list[str]:
+    rows = ["| data file | command | wall time | ms per training step |", "|---|---|---|---|"]
+    for f in data_files(data):
+        if f["result"] is None:
+            continue
+        per_step = f["result"].get("ms_per_step")
+        per_step = f"{float(per_step):.1f}" if per_step is not None else "–"
+        wall = duration(float(f["result"]["wall_time_s"]))
+        rows.append(f"| `{f['name']}` | `{f['command']}` | {wall} | {per_step} |")
+    return rows
+
+
+def tables(data: Path) -> str:
+    load = _loader(data)
+    return "\n".join(
+        [
+            "Example 1, cost of one 100-step evaluation episode from the SPEC's initial state:",
+            "",
+            *example_1_table(load),
+            "",
+            "Power system, 100 evaluation episodes (violating: some |dtheta_i| > 0.1):",
+            "",
+            *power_table(load),
+            "",
+            "Wall times of the full runs on the 2-core development machine (the files' own "
+            "records, without Python's start-up):",
+            "",
+            *wall_time_table(data),
+        ]
+    )
+
+
+def rewrite_readme(readme: Path, block: str) -> None:
+    text = readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        fail(f"{readme} needs one '{BEGIN}' line and one '{END}' line")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    command = "python plotting/results_table.py --readme"
+    readme.write_text(
+        f"{head}{BEGIN}\n<!-- written by `{command}`; do not edit by hand -->\n\n"
+        f"{block}\n\n{END}{tail}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="data folder")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite the tables in README.md instead of printing"
+    )
+    args = parser.parse_args(argv)
+    block = tables(args.data)
+    if args.readme:
+        rewrite_readme(ROOT / "README.md", block)
+        print(f"rewrote the results tables in {ROOT / 'README.md'}")
+    else:
+        print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
