@@ -314,6 +314,11 @@ class CentralizedCheck:
                 dual_function(mpc, lam, dynamics_name(i)) for i in range(self.n_agents)
             ]
 
+    def restart_solvers(self) -> None:
+        """Rebuild the centralized solvers (see :meth:`_TrainingLoop._restart_solvers`)."""
+        self._agent.V.refresh_solver()
+        self._agent.Q.refresh_solver()
+
     def compare(
         self,
         kind: str,
@@ -732,8 +737,11 @@ class DistributedQLearning(_TrainingLoop):
         self.admm.load_state(state["admm"])
 
     def _restart_solvers(self) -> None:
-        """Nothing to do: the local QPs' answers depend on their data and saved active
-        sets only (:class:`~marl_dmpc.qp.ActiveSetQp`)."""
+        """The local QPs' answers depend on their data and saved active sets only
+        (:class:`~marl_dmpc.qp.ActiveSetQp`); only the centralized check's solvers, if
+        any, are rebuilt."""
+        if self.check is not None:
+            self.check.restart_solvers()
 
     def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
