@@ -177,6 +177,17 @@ class QpSolution:
     lam_x: npt.NDArray[np.floating] | None = None
 
 
+def _solution(x: cs.DM, lam_g: cs.DM, lam_x: cs.DM, stats: dict[str, Any]) -> QpSolution:
+    """A CasADi solver's outputs and stats as a :class:`QpSolution`."""
+    return QpSolution(
+        np.asarray(x).reshape(-1),
+        np.asarray(lam_g).reshape(-1),
+        bool(stats["success"]),
+        str(stats["return_status"]),
+        np.asarray(lam_x).reshape(-1),
+    )
+
+
 class DirectSolve:
     """Calls a CasADi solver (``qpsol`` or ``nlpsol``) with fixed bounds, every time."""
 
@@ -196,14 +207,7 @@ class DirectSolve:
 
     def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
         out = self.solver(p=p, lbx=self.lbx, ubx=self.ubx, lbg=self.lbg, ubg=self.ubg)
-        stats = self.solver.stats()
-        return QpSolution(
-            np.asarray(out["x"]).reshape(-1),
-            np.asarray(out["lam_g"]).reshape(-1),
-            bool(stats["success"]),
-            str(stats["return_status"]),
-            np.asarray(out["lam_x"]).reshape(-1),
-        )
+        return _solution(out["x"], out["lam_g"], out["lam_x"], self.solver.stats())
 
 
 class FreshConic:
@@ -259,14 +263,7 @@ class FreshConic:
             "fresh_qp", self.plugin, {"h": h.sparsity(), "a": a.sparsity()}, self.options
         )
         out = solver(h=h, a=a, g=g, lba=lba, uba=uba, lbx=self.lbx, ubx=self.ubx)
-        stats = solver.stats()
-        return QpSolution(
-            np.asarray(out["x"]).reshape(-1),
-            np.asarray(out["lam_a"]).reshape(-1),
-            bool(stats["success"]),
-            str(stats["return_status"]),
-            np.asarray(out["lam_x"]).reshape(-1),
-        )
+        return _solution(out["x"], out["lam_a"], out["lam_x"], solver.stats())
 
 
 class ActiveSetQp:
