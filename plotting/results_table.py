@@ -12,7 +12,7 @@ A missing data file leaves its rows out with a note.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -21,7 +21,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 
 from marl_dmpc.cli import OneLineArgumentParser, fail  # noqa: E402
-from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
 from plotting.data_manifest import data_files, duration  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,21 +54,6 @@ POWER = {
 }
 
 
-def _loader(data: Path) -> Callable[[str], dict | None]:
-    cache: dict[str, dict | None] = {}
-
-    def load(name: str) -> dict | None:
-        if name not in cache:
-            path = data / name
-            try:
-                cache[name] = load_result(path) if path.exists() else None
-            except ResultFileError as err:
-                fail(f"{path}: {err}")
-        return cache[name]
-
-    return load
-
-
 def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
     """The index of the controller ``label`` (None: the last one) and the row's name (with
     the number of updates of a learned policy)."""
@@ -83,48 +67,45 @@ def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
     return labels.index(label), name
 
 
-def example_1_table(load: Callable[[str], dict | None]) -> list[str]:
-    rows = [
-        "| controller | cost, paper | cost, ours | steps with x_i1 < 0, paper | ours |",
-        "|---|---|---|---|---|",
-    ]
+def comparison_table(
+    results: Mapping[str, dict | None],
+    folder: str,
+    rows: Mapping[str, tuple[str, str | None, str, str | None]],
+    header: str,
+    violations: Callable[[dict, int], str],
+) -> list[str]:
+    """A Markdown table of ``rows`` (as :data:`EXAMPLE_1`; data files under ``folder``):
+    the paper's cost, ours (the mean episode cost), the paper's violations and ours
+    (``violations(result, controller)``); a note for every missing file."""
+    table = [header, "|---|---|---|---|---|"]
     missing = set()
-    for name, (file, label, paper_cost, paper_violations) in EXAMPLE_1.items():
-        result = load(f"example_1/{file}.pkl")
+    for name, (file, label, paper_cost, paper_violations) in rows.items():
+        path = f"{folder}/{file}.pkl"
+        result = results.get(path)
         if result is None:
-            missing.add(f"example_1/{file}.pkl")
+            missing.add(path)
             continue
-        c, name = _controller(result, name, label)
+        c, row = _controller(result, name, label)
         cost = float(np.mean(result["episode_costs"][c]))
-        violations = int(np.sum(result["violating_steps"][c]))
-        rows.append(
-            f"| {name} | {paper_cost} | {cost:.1f} | {paper_violations or '–'} | {violations} |"
+        table.append(
+            f"| {row} | {paper_cost} | {cost:.1f} | {paper_violations or '–'} "
+            f"| {violations(result, c)} |"
         )
-    return rows + [f"\n({f} not made yet)" for f in sorted(missing)]
+    return table + [f"\n({path} not made yet)" for path in sorted(missing)]
 
 
-def power_table(load: Callable[[str], dict | None]) -> list[str]:
-    rows = [
-        "| controller | mean episode cost, paper | ours | violating steps, paper | ours |",
-        "|---|---|---|---|---|",
-    ]
-    missing = set()
-    for name, (file, label, paper_cost, paper_share) in POWER.items():
-        result = load(f"power_system/{file}.pkl")
-        if result is None:
-            missing.add(f"power_system/{file}.pkl")
-            continue
-        c, name = _controller(result, name, label)
-        cost = float(np.mean(result["episode_costs"][c]))
-        steps = np.asarray(result["costs"][c]).size
-        share = 100.0 * float(np.sum(result["violating_steps"][c])) / steps
-        rows.append(f"| {name} | {paper_cost} | {cost:.1f} | {paper_share} | {share:.2f} % |")
-    return rows + [f"\n({f} not made yet)" for f in sorted(missing)]
+def _violating_steps(result: dict, c: int) -> str:
+    return str(int(np.sum(result["violating_steps"][c])))
 
 
-def wall_time_table(data: Path) -> list[str]:
+def _violating_share(result: dict, c: int) -> str:
+    steps = np.asarray(result["costs"][c]).size
+    return f"{100.0 * float(np.sum(result['violating_steps'][c])) / steps:.2f} %"
+
+
+def wall_time_table(files: list[dict]) -> list[str]:
     rows = ["| data file | command | wall time | ms per training step |", "|---|---|---|---|"]
-    for f in data_files(data):
+    for f in files:
         if f["result"] is None:
             continue
         per_step = f["result"].get("ms_per_step")
@@ -135,21 +116,36 @@ def wall_time_table(data: Path) -> list[str]:
 
 
 def tables(data: Path) -> str:
-    load = _loader(data)
+    files = data_files(data)  # every file loaded once
+    results = {f["name"]: f["result"] for f in files}
+    example_1 = comparison_table(
+        results,
+        "example_1",
+        EXAMPLE_1,
+        "| controller | cost, paper | cost, ours | steps with x_i1 < 0, paper | ours |",
+        _violating_steps,
+    )
+    power = comparison_table(
+        results,
+        "power_system",
+        POWER,
+        "| controller | mean episode cost, paper | ours | violating steps, paper | ours |",
+        _violating_share,
+    )
     return "\n".join(
         [
             "Example 1, cost of one 100-step evaluation episode from the SPEC's initial state:",
             "",
-            *example_1_table(load),
+            *example_1,
             "",
             "Power system, 100 evaluation episodes (violating: some |dtheta_i| > 0.1):",
             "",
-            *power_table(load),
+            *power,
             "",
             "Wall times of the full runs on the 2-core development machine (the files' own "
             "records, without Python's start-up):",
             "",
-            *wall_time_table(data),
+            *wall_time_table(files),
         ]
     )
 
