@@ -316,8 +316,7 @@ class CentralizedCheck:
 
     def restart_solvers(self) -> None:
         """Rebuild the centralized solvers (see :meth:`_TrainingLoop._restart_solvers`)."""
-        self._agent.V.refresh_solver()
-        self._agent.Q.refresh_solver()
+        _refresh_solvers(self._agent)
 
     def compare(
         self,
@@ -367,8 +366,10 @@ class _TrainingLoop:
     ``LstdQLearningAgent.train_one_episode``, step for step (so both draw the same
     seeds), written so that it can stop and resume between two steps
     (:mod:`marl_dmpc.checkpoints`). A learner implements the hooks ``_begin``,
-    ``_begin_episode``, ``_step``, ``_end_episode``, ``_end``, ``_in_flight`` and
-    ``_learner_state`` / ``_load_learner_state``."""
+    ``_begin_episode``, ``_step``, ``_end_episode``, ``_end``, ``_in_flight``,
+    ``_optimizers``, ``_solver_state`` / ``_load_solver_state``, ``_restart_solvers`` and
+    ``read_env_parameters``; saving and restoring the rest of its state is shared
+    (``_learner_state`` / ``_load_learner_state``)."""
 
     def train(
         self,
@@ -521,6 +522,14 @@ class _TrainingLoop:
 
     def read_env_parameters(self, env: Env) -> None:
         raise NotImplementedError
+
+
+def _refresh_solvers(agent: Agent) -> None:
+    """Rebuild an mpcrl agent's V and Q solvers (csnlp's ``refresh_solver``, about
+    10 ms): qpOASES hot-starts each call from the previous one, a state no checkpoint
+    can hold."""
+    agent.V.refresh_solver()
+    agent.Q.refresh_solver()
 
 
 def _optimizer_state(optimizer: GradientDescent) -> dict[str, Any]:
@@ -955,10 +964,7 @@ class CentralizedQLearning(_TrainingLoop, LstdQLearningAgent):
         self.td_errors.extend(self.log.td_errors)
 
     def _restart_solvers(self) -> None:
-        """Rebuild the V and Q solvers (csnlp's ``refresh_solver``, about 10 ms): qpOASES
-        hot-starts each call from the previous one, a state no checkpoint can hold."""
-        self._V.refresh_solver()
-        self._Q.refresh_solver()
+        _refresh_solvers(self)
 
 
 @dataclass(frozen=True)
