@@ -188,7 +188,19 @@ def _solution(x: cs.DM, lam_g: cs.DM, lam_x: cs.DM, stats: dict[str, Any]) -> Qp
     )
 
 
-class DirectSolve:
+class _FixedBounds:
+    """The constant bounds of a problem's constraints and variables, as flat arrays."""
+
+    def __init__(
+        self, lbg: npt.ArrayLike, ubg: npt.ArrayLike, lbx: npt.ArrayLike, ubx: npt.ArrayLike
+    ) -> None:
+        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
+        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
+        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
+        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
+
+
+class DirectSolve(_FixedBounds):
     """Calls a CasADi solver (``qpsol`` or ``nlpsol``) with fixed bounds, every time."""
 
     def __init__(
@@ -199,18 +211,15 @@ class DirectSolve:
         lbx: npt.ArrayLike,
         ubx: npt.ArrayLike,
     ) -> None:
+        super().__init__(lbg, ubg, lbx, ubx)
         self.solver = solver
-        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
-        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
-        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
-        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
 
     def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
         out = self.solver(p=p, lbx=self.lbx, ubx=self.ubx, lbg=self.lbg, ubg=self.ubg)
         return _solution(out["x"], out["lam_g"], out["lam_x"], self.solver.stats())
 
 
-class FreshConic:
+class FreshConic(_FixedBounds):
     """A QP solver whose answer depends on the QP's data only: every call solves
     ``min 1/2 w'Hw + g'w`` s.t. ``lba <= A w <= uba``, ``lbx <= w <= ubx`` with a new
     CasADi ``conic`` instance.
@@ -242,12 +251,9 @@ class FreshConic:
         lbx: npt.ArrayLike,
         ubx: npt.ArrayLike,
     ) -> None:
+        super().__init__(lbg, ubg, lbx, ubx)
         self.plugin = plugin
         self.options = dict(options)
-        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
-        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
-        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
-        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
 
     def solve(
         self,

@@ -185,15 +185,15 @@ def train_and_save(
         }
         save_result(run.checkpoint, checkpoint)
 
-    done = int(resume.get("steps_completed", 0))
+    steps_done = int(resume.get("steps_completed", 0))
+    done = steps_done
     if setup.checkpoint_unit == "episodes" and resume:
         done = int(resume["training"]["position"]["episode"])
     checkpointer = Checkpointer(
         config.checkpoint_every, setup.checkpoint_unit, save_checkpoint, done
     )
-    initial = int(resume.get("steps_completed", 0))
     with (
-        TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, initial) as bar,
+        TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, steps_done) as bar,
         checkpointer.catching_interrupts(),
     ):
 
