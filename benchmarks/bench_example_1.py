@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from marl_dmpc.results import load_result
 
-from marl_dmpc.results import load_result  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGURATIONS = {
     "release": [

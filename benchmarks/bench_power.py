@@ -12,20 +12,15 @@ mean. Figures only, no pass/fail.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from marl_dmpc.cli import quiet_solvers  # noqa: E402
-from marl_dmpc.envs import StepRecorder  # noqa: E402
-from power_system import q_learning_power as script  # noqa: E402
-from power_system.config import PowerSystemConfig  # noqa: E402
-from power_system.env import PowerSystemEnv  # noqa: E402
+from marl_dmpc.envs import StepRecorder
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.power_system import q_learning_power as script
+from reproduction.power_system.config import PowerSystemConfig
+from reproduction.power_system.env import PowerSystemEnv
 
 PAPER_EPISODES = 100
 
@@ -33,7 +28,7 @@ PAPER_EPISODES = 100
 def measure(centralized: bool, episodes: int, seed: int) -> dict[str, float]:
     config = PowerSystemConfig(episodes=episodes, seed=seed, centralized=centralized)
     with quiet_solvers():
-        learner = script.make_learner(config)
+        learner = script.build_learner(config)
         env = StepRecorder(PowerSystemEnv(max_steps=config.episode_steps))
         ends = [time.perf_counter()]
         learner.train(env, episodes, seed=seed, callback=lambda _: ends.append(time.perf_counter()))

@@ -15,30 +15,25 @@ the two Q values, and the set-up time. Figures only, no pass/fail.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from mpcrl import Agent
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from example_1 import model  # noqa: E402
-from example_1.config import Example1Config  # noqa: E402
-from example_1.mpc import Example1Mpc  # noqa: E402
-from marl_dmpc.admm import AdmmCoordinator  # noqa: E402
-from marl_dmpc.cli import quiet_solvers  # noqa: E402
-from marl_dmpc.mpc import (  # noqa: E402
+from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.local_mpc import LocalMpc
+from marl_dmpc.mpc import (
     INIT_ACTION,
     PERTURBATION,
-    LocalMpc,
     build_centralized_mpc,
     state_name,
 )
-from marl_dmpc.network import Network  # noqa: E402
-from marl_dmpc.threads import single_threaded_blas  # noqa: E402
+from marl_dmpc.network import Network
+from marl_dmpc.solvers import quiet_solvers
+from marl_dmpc.threads import single_threaded_blas
+from reproduction.example_1 import model
+from reproduction.example_1.config import Example1Config
+from reproduction.example_1.mpc import Example1Mpc
 
 
 def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str, float]:
@@ -46,13 +41,11 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
     definition = Example1Mpc(config.horizon, config.discount)
     net = Network.chain(n)
     start = time.perf_counter()
-    local = [LocalMpc(definition, net, i, config.rho, config.solver) for i in range(n)]
+    local = [LocalMpc(definition, net, i, config.solver) for i in range(n)]
     # mpcrl's agent adds Q's first-action constraint, as for the centralized learner
     central = Agent(build_centralized_mpc(definition, net, centralized_solver)).Q
     setup_s = time.perf_counter() - start
-    admm = AdmmCoordinator(
-        net, local, config.admm_iters, config.admm_tol, config.admm_dual_tol, config.admm_memory
-    )
+    admm = AdmmCoordinator(net, local, config.admm())
     learnable = [definition.learnable_parameters(i, net) for i in range(n)]
     merged = {k: v for pars in learnable for k, v in pars.items()}
     A, B = model.network_matrices(model.TRUE, net)

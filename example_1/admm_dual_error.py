@@ -12,26 +12,23 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from example_1.config import Example1Config  # noqa: E402
-from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
-from example_1.example_1 import make_learner  # noqa: E402
-from marl_dmpc.admm import AdmmCoordinator  # noqa: E402
-from marl_dmpc.cli import (  # noqa: E402
+from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.cli import (
     OneLineArgumentParser,
     nonnegative_int,
     output_path,
     positive_int,
     positive_int_list,
-    quiet_solvers,
 )
-from marl_dmpc.results import save_result, single, versions  # noqa: E402
+from marl_dmpc.config import AdmmSettings
+from marl_dmpc.results import save_result, single, versions
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.example_1.config import Example1Config
+from reproduction.example_1.env import CoupledLinearSystemsEnv
+from reproduction.example_1.example_1 import build_learner
 
 ITERATIONS = (1, 2, 5, 10, 20, 30, 40, 50, 70, 100, 150, 200)
 
@@ -41,12 +38,16 @@ def dual_errors(
 ) -> tuple[np.ndarray, list[str]]:
     """The dual errors, shape (variants, states, len(iterations)), and the variants'
     labels."""
-    learner = make_learner(dataclasses.replace(config, check_centralized=True))
+    learner = build_learner(dataclasses.replace(config, check_centralized=True))
     network, mpcs = learner.network, learner.local_mpcs
     variants = {
-        "plain ADMM": lambda tau: AdmmCoordinator(network, mpcs, tau, 0.0),
+        "plain ADMM": lambda tau: AdmmCoordinator(
+            network, mpcs, AdmmSettings(rho=config.rho, admm_iters=tau)
+        ),
         f"Anderson-accelerated ADMM (memory {config.admm_memory})": lambda tau: AdmmCoordinator(
-            network, mpcs, tau, 1e-14, 1e-14, memory=config.admm_memory
+            network,
+            mpcs,
+            dataclasses.replace(config.admm(), admm_iters=tau, admm_tol=1e-14, admm_dual_tol=1e-14),
         ),
     }
     # the states: a closed-loop episode with the converged ADMM's actions

@@ -9,29 +9,25 @@ over one 100-step episode from the SPEC's initial state, and the table of their 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from example_1 import model  # noqa: E402
-from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
-from marl_dmpc import runs  # noqa: E402
-from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
-from marl_dmpc.cli import (  # noqa: E402
+from marl_dmpc import driver
+from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
+from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_baseline_flags,
     add_evaluation_flags,
-    quiet_solvers,
 )
-from marl_dmpc.evaluation import (  # noqa: E402
+from marl_dmpc.evaluation import (
     MpcController,
     default_workers,
     evaluation_result,
     run_episode,
 )
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.example_1 import model
+from reproduction.example_1.env import CoupledLinearSystemsEnv
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
@@ -113,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = controllers(args.scenarios)
     jobs = [(kind, K, args.seed, args.eval_seed, args.steps, args.solver) for _, kind, K in rows]
-    episodes, wall_time = runs.run_evaluation(run_baseline, jobs, args.workers)
+    episodes, wall_time = driver.run_evaluation(run_baseline, jobs, args.workers)
     result = evaluation_result(
         "example_1_baselines",
         [label for label, _, _ in rows],
@@ -124,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    return runs.write_evaluation(args.out, result, "controller", result["labels"])
+    return driver.write_evaluation(args.out, result, "controller", result["labels"])
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from marl_dmpc.envs import NetworkEnv
-
-from . import model
+from reproduction.example_1 import model
 
 
 class CoupledLinearSystemsEnv(NetworkEnv):

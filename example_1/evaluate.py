@@ -13,25 +13,17 @@ import dataclasses
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from example_1 import model  # noqa: E402
-from example_1.config import Example1Config  # noqa: E402
-from example_1.env import CoupledLinearSystemsEnv  # noqa: E402
-from example_1.example_1 import make_learner  # noqa: E402
-from marl_dmpc import runs  # noqa: E402
-from marl_dmpc.cli import (  # noqa: E402
+from marl_dmpc import driver
+from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_evaluation_flags,
     fail,
     nonnegative_int_list,
     output_path,
-    quiet_solvers,
 )
-from marl_dmpc.evaluation import (  # noqa: E402
+from marl_dmpc.evaluation import (
     LearnedPolicy,
     default_workers,
     evaluation_result,
@@ -39,7 +31,12 @@ from marl_dmpc.evaluation import (  # noqa: E402
     run_episode,
     training_config,
 )
-from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.example_1 import model
+from reproduction.example_1.config import Example1Config
+from reproduction.example_1.env import CoupledLinearSystemsEnv
+from reproduction.example_1.example_1 import build_learner
 
 #: The paper's checkpoints (numbers of updates).
 PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
@@ -50,7 +47,7 @@ def run_checkpoint(job: tuple[dict, dict, int, int]) -> dict[str, np.ndarray]:
     evaluation seed, steps)``."""
     config, values, eval_seed, steps = job
     with quiet_solvers():
-        policy = LearnedPolicy(make_learner(Example1Config(**config)), values)
+        policy = LearnedPolicy(build_learner(Example1Config(**config)), values)
         return run_episode(CoupledLinearSystemsEnv(max_steps=steps), policy, eval_seed)
 
 
@@ -79,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         values = [parameters_after(result, u) for u in updates]
     except ResultFileError as err:
         fail(f"{args.result}: {err}")
-    out = runs.evaluation_out(args.out, args.result)
+    out = driver.evaluation_out(args.out, args.result)
     jobs = [(dataclasses.asdict(config), v, args.eval_seed, args.steps) for v in values]
-    episodes, wall_time = runs.run_evaluation(run_checkpoint, jobs, args.workers)
+    episodes, wall_time = driver.run_evaluation(run_checkpoint, jobs, args.workers)
     evaluation = evaluation_result(
         "example_1_evaluation",
         [f"after {u} updates" for u in updates],
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    return runs.write_evaluation(out, evaluation, "updates", updates)
+    return driver.write_evaluation(out, evaluation, "updates", updates)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ from csnlp.wrappers import Mpc
 from marl_dmpc.blocks import add_dynamics, add_soft_bounds, parameter_name
 from marl_dmpc.mpc import LocalMpcDefinition
 from marl_dmpc.network import Network
-
-from . import model
+from reproduction.example_1 import model
 
 
 class Example1Mpc(LocalMpcDefinition):

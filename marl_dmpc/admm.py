@@ -47,7 +47,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.linalg import lapack
 
-from .mpc import LocalMpc, LocalSolution
+from .config import AdmmSettings
+from .local_mpc import LocalMpc, LocalSolution
 from .network import Network
 from .qp import AffineRegion
 
@@ -116,42 +117,26 @@ class AdmmCoordinator:
     network : Network
         The communication graph.
     local_mpcs : sequence of LocalMpc
-        One local MPC per agent, in agent order, all built with the same ``rho``.
-    max_iterations : int
-        Iteration cap (> 0).
-    tolerance : float
-        Stopping tolerance on the primal residual; 0 runs exactly ``max_iterations``.
-    dual_tolerance : float, optional
-        Stopping tolerance on the dual residual; ``tolerance`` by default.
-    memory : int, optional
-        Memory of the Anderson acceleration (:class:`_Anderson`) of the iteration; 0
-        (default) is plain ADMM. Used only with a tolerance.
+        One local MPC per agent, in agent order.
+    settings : AdmmSettings
+        The penalty ``rho``, the iteration cap, the tolerances on the primal and the
+        dual residual (a primal tolerance of 0 runs exactly the cap) and the memory of
+        the Anderson acceleration (:class:`_Anderson`; 0 is plain ADMM, and it is used
+        only with a tolerance). The coordinator gives ``rho`` to the local problems at
+        every solve.
     """
 
     def __init__(
         self,
         network: Network,
         local_mpcs: Sequence[LocalMpc],
-        max_iterations: int = 50,
-        tolerance: float = 0.0,
-        dual_tolerance: float | None = None,
-        memory: int = 0,
+        settings: AdmmSettings,
     ) -> None:
-        if max_iterations < 1:
-            raise ValueError(f"ADMM needs at least one iteration; got {max_iterations}")
-        if tolerance < 0 or (dual_tolerance is not None and dual_tolerance < 0):
-            raise ValueError(f"ADMM tolerances must be >= 0; got {tolerance}, {dual_tolerance}")
-        if memory < 0:
-            raise ValueError(f"Anderson memory must be >= 0; got {memory}")
         if len(local_mpcs) != network.n_agents:
             raise ValueError("one local MPC per agent is needed")
         self.network = network
         self.local_mpcs = list(local_mpcs)
-        self.rho = local_mpcs[0].rho
-        self.max_iterations = max_iterations
-        self.tolerance = tolerance
-        self.dual_tolerance = tolerance if dual_tolerance is None else dual_tolerance
-        self.memory = memory
+        self.settings = settings
         d = local_mpcs[0].definition
         nx, cols = d.nx, d.horizon + 1
         # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
@@ -171,7 +156,9 @@ class AdmmCoordinator:
         self._all_index = np.concatenate(self._index)
         self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols)
         # the release's plain ADMM (tolerance 0) is never accelerated
-        self._anderson = _Anderson(memory if tolerance > 0 else 0, len(self._all_index))
+        self._anderson = _Anderson(
+            settings.admm_memory if settings.admm_tol > 0 else 0, len(self._all_index)
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -216,7 +203,8 @@ class AdmmCoordinator:
         parameters : sequence of dict
             Every agent's parameter values for :meth:`LocalMpc.solve`.
         """
-        rho = self.rho
+        settings = self.settings
+        rho = settings.rho
         mpcs, slices = self.local_mpcs, self._slices
         n = len(mpcs)
         static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
@@ -231,7 +219,7 @@ class AdmmCoordinator:
         anderson = self._anderson
         anderson.reset()
         next_rho = rho
-        for iteration in range(self.max_iterations):
+        for iteration in range(settings.admm_iters):
             if next_rho != rho:
                 # same y and z, new penalty
                 d = y - next_rho * views
@@ -268,8 +256,8 @@ class AdmmCoordinator:
             primal_res.append(primal)
             dual_res.append(dual)
             y = y + rho * r
-            if self.tolerance > 0:
-                if primal <= self.tolerance and dual <= self.dual_tolerance:
+            if settings.admm_tol > 0:
+                if primal <= settings.admm_tol and dual <= settings.admm_dual_tol:
                     converged = True
                     break
                 if iteration + 1 >= RHO_WAIT and (iteration + 1) % RHO_PERIOD == 0:

@@ -1,38 +1,41 @@
-"""Command-line plumbing shared by the training scripts.
+"""Command lines generated from the config dataclasses.
 
-* :class:`OneLineArgumentParser` reports a bad flag value in one line and exits with 2;
-* validators for the common flag types, and :func:`check_writable` for output paths;
-* :func:`add_training_flags` and :func:`parse_training_args`: the flags every training
-  script has, each setting the field of the example's
-  :class:`~marl_dmpc.config.TrainingConfig` of the same name;
-* :func:`quiet_solvers` keeps solver banners (qpOASES prints its licence at every solver
-  construction) out of the terminal;
-* :class:`TrainingProgress` is the progress bar with the running cost and TD error;
-* :func:`fail` ends a run with a one-line message.
+Every field of an example's config (:class:`~marl_dmpc.config.TrainingConfig` and its
+subclass) is a flag: ``--admm-iters`` sets ``admm_iters``, a ``bool`` field is
+``--centralized`` / ``--no-centralized``, and the help text is the field's entry in the
+``Attributes`` section of its class's docstring, with its default. A run's settings are,
+from lowest to highest precedence: the config's defaults, a TOML file (``--config``) or a
+result file's config (``--config-from``, to repeat a run), and the flags given.
+
+Bad input ends with one line on stderr and exit code 2 (:class:`OneLineArgumentParser`);
+a range check of the config (:class:`~marl_dmpc.config.ConfigError`) names the flag.
+The plain validators (:func:`positive_int`, ...) serve the flags that are not config
+fields.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import os
+import inspect
+import re
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import tomllib
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
-from .results import ResultFileError, load_result
+from .config import UPDATE_HOOKS, ConfigError, TrainingConfig
+from .results import ResultFileError, check_writable, load_result
 from .solvers import SOLVER_CHOICES
 
-if TYPE_CHECKING:
-    from .config import TrainingConfig
+ConfigT = TypeVar("ConfigT", bound=TrainingConfig)
 
-    ConfigT = TypeVar("ConfigT", bound=TrainingConfig)
+#: The allowed values of the config fields that have a fixed set of them.
+CHOICES: dict[str, Sequence[str]] = {"solver": SOLVER_CHOICES, "update_hook": UPDATE_HOOKS}
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -48,6 +51,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+# ----------------------------------------------------------------------- validators
 def _int_at_least(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
@@ -96,48 +100,29 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    value = nonnegative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
-
-
-def check_writable(path: str | os.PathLike[str], flag: str = "--out") -> Path:
-    """Make sure a result can be written at ``path`` (its folder is created if needed).
-
-    Raises
-    ------
-    ValueError
-        With a one-line reason, if it cannot.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory; give a file name")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create the folder of {flag} {path}: {err.strerror}") from None
-    try:  # the only reliable test (root passes os.access on read-only mounts)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise ValueError(f"cannot write {flag} {path}: {err.strerror}") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"cannot write {flag} {path}: permission denied")
-    return path
-
-
 def output_path(text: str) -> Path:
-    """A result file that can be written (see :func:`check_writable`)."""
+    """A result file that can be written (see :func:`~marl_dmpc.results.check_writable`)."""
     try:
         return check_writable(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+# ------------------------------------------------------ flags of the evaluation scripts
 def add_evaluation_flags(parser: argparse.ArgumentParser, steps: int, workers: int) -> None:
     """Add the flags of the evaluation scripts: ``--eval-seed`` (the episodes' noise, the
     same for every controller), ``--steps`` (episode length) and ``--workers``
@@ -185,242 +170,185 @@ def add_baseline_flags(
     )
 
 
-#: The valued flags of :func:`add_training_flags`: flag, type, help (the default is the
-#: config field's of the same name).
-_TRAINING_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
-    ("--seed", nonnegative_int, "seed of the run (env noise, exploration, replay)"),
-    ("--admm-iters", positive_int, "ADMM iteration cap"),
-    (
-        "--admm-tol",
-        nonnegative_float,
-        "ADMM primal-residual tolerance, 0 runs exactly --admm-iters "
-        "(the release: --admm-iters 50 --admm-tol 0)",
-    ),
-    ("--admm-dual-tol", nonnegative_float, "ADMM dual-residual tolerance"),
-    (
-        "--admm-memory",
-        nonnegative_int,
-        "memory of the Anderson acceleration of ADMM, 0 is plain ADMM (only with a tolerance)",
-    ),
-    ("--consensus-iters", nonnegative_int, "average-consensus iterations"),
-)
+# --------------------------------------------------------------- flags from a config
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field (``admm_iters`` -> ``--admm-iters``)."""
+    return "--" + field.replace("_", "-")
 
 
-def add_training_flags(
-    parser: argparse.ArgumentParser,
-    defaults: TrainingConfig,
-    checkpoint_unit: str,
+def field_docs(config_type: type) -> dict[str, str]:
+    """Every field's description, from the ``Attributes`` sections of the NumPy-style
+    docstrings of ``config_type`` and its bases (the most derived class wins)."""
+    docs: dict[str, str] = {}
+    for cls in reversed(config_type.__mro__):
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+        match = re.search(r"^Attributes\n-+\n(.*?)(?:\n\S[^\n]*\n-+\n|\Z)", doc, re.S | re.M)
+        if not match:
+            continue
+        names: list[str] = []
+        for line in match.group(1).splitlines():
+            if line and not line[0].isspace():
+                names = [n.strip() for n in line.split(":")[0].split(",")]
+                for name in names:
+                    docs[name] = ""
+            elif line.strip():
+                for name in names:
+                    docs[name] = f"{docs[name]} {line.strip()}".strip()
+    return docs
+
+
+def _field_types(config_type: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_type)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_type: type[TrainingConfig]) -> None:
+    """Add one flag per field of ``config_type``, in one group per class that declares
+    fields (the example's own first, titled by the first line of its docstring). Only
+    given values are set: the defaults are applied by :func:`parse_config` and shown in
+    the help."""
+    docs = field_docs(config_type)
+    types = _field_types(config_type)
+    defaults = _defaults(config_type)
+    owner: dict[str, type] = {}  # the base-most class declaring each field
+    for cls in reversed(config_type.__mro__):
+        for name in cls.__dict__.get("__annotations__", {}):
+            owner.setdefault(name, cls)
+    for cls in config_type.__mro__:
+        own = [f.name for f in dataclasses.fields(config_type) if owner[f.name] is cls]
+        if not own:
+            continue
+        group = parser.add_argument_group(cls.__dict__.get("flag_group", cls.__name__))
+        for name in own:
+            _add_field_flag(group, name, types[name], docs.get(name, ""), defaults)
+
+
+def _add_field_flag(
+    group: Any, name: str, kind: type, text: str, defaults: Mapping[str, Any]
 ) -> None:
-    """Add the flags every training script has (defaults from ``defaults``): ``--seed``,
-    ``--centralized``, ``--out``, ``--solver``, ``--admm-iters``, ``--admm-tol``,
-    ``--admm-dual-tol``, ``--admm-memory``, ``--consensus-iters``, ``--check-centralized``,
-    ``--no-progress``, and ``--checkpoint-every`` (in ``checkpoint_unit``),
-    ``--checkpoint`` and ``--resume``."""
-    for flag, kind, text in _TRAINING_FLAGS:
-        default = getattr(defaults, flag[2:].replace("-", "_"))
-        parser.add_argument(flag, type=kind, default=default, help=f"{text}; default {default}")
-    parser.add_argument(
-        "--solver",
-        choices=SOLVER_CHOICES,
-        default=defaults.solver,
-        help=f"solver of the MPCs; default {defaults.solver}",
-    )
-    parser.add_argument(
-        "--out", default=None, help="result pickle; default runs/<example>_<mode>_seed<seed>.pkl"
-    )
-    parser.add_argument(
-        "--centralized",
-        action="store_true",
-        help="learn with the centralized MPC (mpcrl's LSTD Q-learning)",
-    )
-    parser.add_argument(
-        "--check-centralized",
-        action="store_true",
-        help="also solve the centralized MPC at every distributed solve and "
-        "record the V, Q and multiplier gaps",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--checkpoint-every",
-        type=nonnegative_int,
-        default=defaults.checkpoint_every,
-        help=f"save the run's state every this many {checkpoint_unit} (0: only on Ctrl-C); "
-        f"default {defaults.checkpoint_every}",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        default=None,
-        help="checkpoint file; default OUT with the suffix .checkpoint.pkl (removed when "
-        "the run completes)",
-    )
-    parser.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="CHECKPOINT",
-        help="continue the run saved in CHECKPOINT, with its settings, to the result the "
-        "uninterrupted run would have had",
+    if name in defaults:
+        text += f" (default: {defaults[name]})"
+    common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}
+    if kind is bool:
+        group.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, **common)
+        return
+    convert = {int: _integer, float: _number, str: str}[kind]
+    group.add_argument(
+        flag_name(name),
+        type=convert,
+        choices=CHOICES.get(name),
+        metavar=None if name in CHOICES else kind.__name__.upper(),
+        **common,
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingRun:
-    """What a training script was asked to do.
+def _defaults(config_type: type) -> dict[str, Any]:
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(config_type)
+        if f.default is not dataclasses.MISSING
+    }
 
-    Attributes
-    ----------
-    config : TrainingConfig
-        The run's settings (a resumed run's are its checkpoint's).
-    out : Path
-        The result file.
-    progress : bool
-        Whether to show the progress bar.
-    checkpoint : Path
-        The checkpoint file.
-    resume : dict or None
-        The checkpoint to continue from (a checkpoint file's contents).
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings of a TOML file (``field = value`` lines, at the top level or in a
+    ``[config]`` table).
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason, if the file cannot be read.
     """
-
-    config: Any
-    out: Path
-    progress: bool
-    checkpoint: Path
-    resume: dict[str, Any] | None = None
-
-
-def checkpoint_path(out: Path) -> Path:
-    """The default checkpoint file of the result file ``out``."""
-    return out.with_name(out.name.removesuffix(".pkl") + ".checkpoint.pkl")
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from None
+    return dict(data.get("config", data))
 
 
-def parse_training_args(
-    parser: argparse.ArgumentParser,
-    config_type: type[ConfigT],
-    example: str,
-    argv: Sequence[str] | None = None,
-) -> TrainingRun:
-    """Parse ``argv`` with a parser of :func:`add_training_flags`: the config (every flag
-    named like a field sets it, or with ``--resume`` the checkpoint's), the checked output
-    path (default ``runs/<example>_<mode>_seed<seed>.pkl``, or the checkpoint's) and the
-    checkpoint settings."""
-    args = parser.parse_args(argv)
-    if args.centralized and args.check_centralized:
-        parser.error("--check-centralized applies to distributed runs only")
+def read_result_config(path: Path) -> dict[str, Any]:
+    """The config recorded in a result or checkpoint file."""
+    try:
+        data = load_result(path)
+    except ResultFileError as err:
+        raise ValueError(str(err)) from None
+    config = data.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} records no config")
+    return dict(config)
+
+
+def make_config(
+    config_type: type[ConfigT], values: Mapping[str, Any], origin: Mapping[str, str]
+) -> ConfigT:
+    """``config_type(**values)``; a bad or unknown value raises :class:`ValueError` with
+    one line naming where it came from (``origin``: field -> flag or file)."""
+    known = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        where = origin.get(unknown[0], "the settings")
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    types = _field_types(config_type)
+    for name, value in values.items():
+        kind = types[name]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ValueError(
+                f"{origin.get(name, name)}: {name} must be a {kind.__name__}; got {value!r}"
+            )
+    try:
+        return config_type(**{k: float(v) if types[k] is float else v for k, v in values.items()})
+    except ConfigError as err:
+        raise ValueError(f"{origin.get(err.field, err.field)}: {err}") from None
+
+
+def add_config_sources(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE`` (TOML) and ``--config-from RESULT`` (a result file's
+    config)."""
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read settings from a TOML file (field = value); flags given override them",
+    )
+    sources.add_argument(
+        "--config-from",
+        type=Path,
+        metavar="RESULT",
+        help="repeat the run of a result file: its settings; flags given override them",
+    )
+
+
+def parse_config(
+    parser: argparse.ArgumentParser, config_type: type[ConfigT], args: argparse.Namespace
+) -> tuple[ConfigT, dict[str, Any]]:
+    """The config of parsed ``args`` (defaults, then ``--config``/``--config-from``, then
+    the flags given) and the fields that were given as flags. Errors end the program
+    through ``parser.error``."""
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_type)
         if hasattr(args, f.name)
     }
-    resume = None
-    if args.resume is None:
-        config = config_type(**given)
-        out = args.out or f"runs/{example}_{config.mode}_seed{config.seed}.pkl"
-    else:
-        resume = _read_checkpoint(parser, args.resume, example)
-        try:
-            config = config_type(**resume["config"])
-        except TypeError as err:
-            parser.error(f"{args.resume} holds settings this version does not know ({err})")
-        defaults = parser.parse_args([])
-        for name, value in given.items():
-            if value != getattr(defaults, name) and value != getattr(config, name):
-                flag = "--" + name.replace("_", "-")
-                parser.error(
-                    f"--resume continues the run with its own settings: {flag} {value} "
-                    f"differs from the checkpoint's {getattr(config, name)}"
-                )
-        out = args.out or resume["out"]
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     try:
-        out_path = check_writable(out)
-        checkpoint = check_writable(
-            args.checkpoint or args.resume or checkpoint_path(out_path), "--checkpoint"
-        )
+        if getattr(args, "config", None) is not None:
+            values = read_config_file(args.config)
+            origin = dict.fromkeys(values, f"--config {args.config}")
+        elif getattr(args, "config_from", None) is not None:
+            values = read_result_config(args.config_from)
+            origin = dict.fromkeys(values, f"--config-from {args.config_from}")
     except ValueError as err:
         parser.error(str(err))
-    return TrainingRun(config, out_path, not args.no_progress, checkpoint, resume)
-
-
-def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, example: str) -> dict[str, Any]:
+    values.update(given)
+    origin.update({name: f"argument {flag_name(name)}" for name in given})
     try:
-        data = load_result(path)
-    except ResultFileError as err:
-        parser.error(f"--resume: {err}")
-    if data.get("kind") != "checkpoint":
-        parser.error(f"--resume: {path} is not a checkpoint (its kind is {data.get('kind')!r})")
-    if data.get("example") != example:
-        parser.error(
-            f"--resume: {path} is a checkpoint of {data.get('example')!r}, not {example!r}"
-        )
-    missing = [k for k in ("config", "out", "training") if k not in data]
-    if missing:
-        parser.error(f"--resume: {path} lacks {', '.join(missing)}")
-    return data
-
-
-@contextlib.contextmanager
-def quiet_solvers() -> Iterator[None]:
-    """Discard what is printed to ``sys.stdout`` inside the block.
-
-    CasADi routes its plugins' output through ``sys.stdout``; qpOASES prints its licence
-    at every solver construction and first solve. Scripts build and train inside this
-    block (their progress bar writes to stderr) and print their summary after it.
-    """
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        yield
-
-
-class TrainingProgress:
-    """A progress bar over training steps showing the running mean cost and TD error.
-
-    Parameters
-    ----------
-    total : int
-        Number of steps.
-    cost_of_last_step : callable
-        Returns the cost of the step just taken.
-    enabled : bool
-        ``False`` shows nothing.
-    initial : int
-        Steps already done (a resumed run).
-    """
-
-    def __init__(
-        self,
-        total: int,
-        cost_of_last_step: Callable[[], float],
-        enabled: bool = True,
-        initial: int = 0,
-    ) -> None:
-        self._bar = tqdm(
-            total=total,
-            initial=initial,
-            unit="step",
-            disable=not enabled,
-            dynamic_ncols=True,
-            mininterval=0.5,
-        )
-        self._cost = cost_of_last_step
-        self._cost_sum = 0.0
-        self._abs_td_sum = 0.0
-        self._n = 0
-
-    def __call__(self, td_error: float) -> None:
-        self._n += 1
-        self._cost_sum += self._cost()
-        self._abs_td_sum += abs(td_error)
-        self._bar.set_postfix(
-            cost=f"{self._cost_sum / self._n:.3g}",
-            td=f"{td_error:+.3g}",
-            mean_abs_td=f"{self._abs_td_sum / self._n:.3g}",
-            refresh=False,
-        )
-        self._bar.update(1)
-
-    def close(self) -> None:
-        self._bar.close()
-
-    def __enter__(self) -> TrainingProgress:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+        return make_config(config_type, values, origin), given
+    except ValueError as err:
+        parser.error(str(err))

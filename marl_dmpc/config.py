@@ -1,79 +1,268 @@
-"""The settings every training run has, whatever the example.
+"""The settings of a training run, as plain frozen dataclasses.
 
-Each example defines one frozen dataclass deriving from :class:`TrainingConfig` that
-adds its run length (steps or episodes) and gives every hyperparameter its default
-(SPEC.md). The config is printed into every result file (``dataclasses.asdict``), the
-training scripts' flags set its fields by name (:mod:`marl_dmpc.cli`), and
-:func:`marl_dmpc.runs.make_learner` builds the learner it describes.
+This module is the bottom layer of the package: it imports nothing from the rest of it
+but the solver names. :class:`AdmmSettings` holds the distributed MPC's ADMM settings
+(given to :class:`~marl_dmpc.admm.AdmmCoordinator`), :class:`QLearningSettings` the
+learners' hyperparameters (turned into mpcrl's parts by
+:mod:`marl_dmpc.learning.settings`), and :class:`TrainingConfig` both of them plus what
+every run has. Each example derives one config from :class:`TrainingConfig` that adds its
+run length and gives every setting its default (``docs/reproduction.md``).
+
+A field has one name from the command line to the code: the flag ``--admm-iters`` sets
+``TrainingConfig.admm_iters``, which is ``AdmmSettings.admm_iters``. The ``Attributes``
+section of each class's docstring is the field's help text on the command line
+(:mod:`marl_dmpc.cli`), and :meth:`TrainingConfig.__post_init__` checks every value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
-from .learning import QLearningSettings
-from .solvers import DEFAULT_SOLVER
+from .solvers import DEFAULT_SOLVER, SOLVER_CHOICES
+
+#: When updates are counted (mpcrl's hook names).
+UPDATE_HOOKS = ("on_timestep_end", "on_episode_end")
+
+
+class ConfigError(ValueError):
+    """A setting has a value it cannot have; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check(field: str, ok: bool, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(field, f"{field} must be {expected}; got {value!r}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_all(settings: Any, rules: dict[str, tuple[str, Any]]) -> None:
+    """Check every field named in ``rules``: ``name: (expected, predicate)``."""
+    for name, (expected, predicate) in rules.items():
+        value = getattr(settings, name)
+        _check(name, predicate(value), expected, value)
+
+
+def _positive_int(v: Any) -> bool:
+    return _integer(v) and v > 0
+
+
+def _nonnegative_int(v: Any) -> bool:
+    return _integer(v) and v >= 0
+
+
+def _nonnegative(v: Any) -> bool:
+    return _finite(v) and v >= 0
+
+
+def _positive(v: Any) -> bool:
+    return _finite(v) and v > 0
+
+
+def _unit_interval(v: Any) -> bool:
+    return _finite(v) and 0 <= v <= 1
+
+
+def _rate_factor(v: Any) -> bool:
+    return _finite(v) and 0 < v <= 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingConfig(QLearningSettings):
-    """Settings of a training run: the Q-learning settings (inherited from
-    :class:`~marl_dmpc.learning.QLearningSettings`) and these.
+class AdmmSettings:
+    """Settings of consensus ADMM (:class:`~marl_dmpc.admm.AdmmCoordinator`).
+
+    Attributes
+    ----------
+    rho : float
+        ADMM penalty (nominal: a solve that has not converged after 100 iterations
+        balances it).
+    admm_iters : int
+        ADMM iteration cap.
+    admm_tol : float
+        ADMM primal-residual tolerance; 0 runs exactly admm_iters iterations of plain
+        ADMM (the release: admm_iters 50, admm_tol 0).
+    admm_dual_tol : float
+        ADMM dual-residual tolerance.
+    admm_memory : int
+        Memory of the Anderson acceleration of ADMM; 0 is plain ADMM (used only with a
+        tolerance).
+    """
+
+    flag_group: ClassVar[str] = "consensus ADMM (distributed runs)"
+
+    rho: float
+    admm_iters: int = 1000
+    admm_tol: float = 0.0
+    admm_dual_tol: float = 0.0
+    admm_memory: int = 0
+
+    def __post_init__(self) -> None:
+        _check_all(
+            self,
+            {
+                "rho": ("a finite number > 0", _positive),
+                "admm_iters": ("an integer > 0", _positive_int),
+                "admm_tol": ("a finite number >= 0", _nonnegative),
+                "admm_dual_tol": ("a finite number >= 0", _nonnegative),
+                "admm_memory": ("an integer >= 0", _nonnegative_int),
+            },
+        )
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether the iteration is Anderson-accelerated (a memory and a tolerance)."""
+        return self.admm_memory > 0 and self.admm_tol > 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class QLearningSettings:
+    """Hyperparameters of the Q-learning (identical for both learners).
+
+    Attributes
+    ----------
+    learning_rate : float
+        Initial learning rate of gradient descent.
+    learning_rate_decay : float
+        Factor applied to the learning rate after every update.
+    update_every : int
+        Update after this many env steps (or episodes, with update_hook on_episode_end).
+    update_hook : str
+        When updates are counted: on_timestep_end or on_episode_end.
+    replay_maxlen : int
+        Capacity of the experience replay (transitions).
+    replay_sample_size : int
+        Transitions per update.
+    replay_include_latest : int
+        How many of the sampled transitions are the latest ones.
+    epsilon : float
+        Initial probability that an agent explores at a V(s) solve.
+    epsilon_decay : float
+        Factor applied to epsilon after every update.
+    exploration_strength : float
+        Scale of the exploration's cost perturbation (a standard normal draw times it).
+    """
+
+    flag_group: ClassVar[str] = "Q-learning"
+
+    learning_rate: float
+    learning_rate_decay: float
+    update_every: int
+    update_hook: str = "on_timestep_end"
+    replay_maxlen: int
+    replay_sample_size: int
+    replay_include_latest: int
+    epsilon: float
+    epsilon_decay: float
+    exploration_strength: float
+
+    def __post_init__(self) -> None:
+        _check_all(
+            self,
+            {
+                "learning_rate": ("a finite number >= 0", _nonnegative),
+                "learning_rate_decay": ("a number in (0, 1]", _rate_factor),
+                "update_every": ("an integer > 0", _positive_int),
+                "update_hook": (f"one of {', '.join(UPDATE_HOOKS)}", UPDATE_HOOKS.__contains__),
+                "replay_maxlen": ("an integer > 0", _positive_int),
+                "replay_sample_size": ("an integer > 0", _positive_int),
+                "replay_include_latest": ("an integer >= 0", _nonnegative_int),
+                "epsilon": ("a number in [0, 1]", _unit_interval),
+                "epsilon_decay": ("a number in (0, 1]", _rate_factor),
+                "exploration_strength": ("a finite number >= 0", _nonnegative),
+            },
+        )
+        if self.replay_include_latest > self.replay_sample_size:
+            raise ConfigError(
+                "replay_include_latest",
+                f"replay_include_latest ({self.replay_include_latest}) must not exceed "
+                f"replay_sample_size ({self.replay_sample_size})",
+            )
+
+
+def _subset(settings: Any, kind: type) -> Any:
+    return kind(**{f.name: getattr(settings, f.name) for f in fields(kind)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig(QLearningSettings, AdmmSettings):
+    """Settings of a training run: the Q-learning settings, the ADMM settings and these.
 
     Attributes
     ----------
     seed : int
         Seed of the run (env noise, exploration, replay).
     centralized : bool
-        Learn with the centralized MPC instead of the distributed one.
+        Learn with the centralized MPC (mpcrl's LSTD Q-learning) instead of the
+        distributed one.
     solver : str
-        Solver of the MPCs (:data:`marl_dmpc.solvers.SOLVER_CHOICES`).
-    rho : float
-        ADMM penalty.
-    admm_iters : int
-        ADMM iteration cap.
-    admm_tol, admm_dual_tol : float
-        ADMM tolerances on the primal and the dual residual; ``admm_tol = 0`` runs
-        exactly ``admm_iters`` iterations (the release's plain ADMM).
-    admm_memory : int
-        Memory of the Anderson acceleration of ADMM (0: plain ADMM; used only with a
-        tolerance).
+        Solver of the MPCs' QPs.
     consensus_iters : int
-        Iterations of average consensus for the global scalars.
+        Iterations of average consensus for the global scalars (stage cost, V, Q).
     check_centralized : bool
-        Also solve the centralized MPC at every distributed solve and log the gaps.
+        Also solve the centralized MPC at every distributed solve and record the V, Q,
+        multiplier and gradient gaps.
     horizon : int
         Prediction horizon of the MPCs.
     discount : float
-        Discount factor of the MPC's stage costs and of Q-learning.
+        Discount factor of the MPCs' stage costs and of Q-learning.
     checkpoint_every : int
-        Save the run's state every this many steps or episodes (the example's unit; 0:
-        only on Ctrl-C). The centralized learner restarts its solvers at each checkpoint
-        (:meth:`~marl_dmpc.learning.CentralizedQLearning._restart_solvers`), so for it
-        this setting changes the result in the last bits; the distributed learner's
-        result does not depend on it.
+        Save the run's state every this many steps (example 1) or episodes (power
+        system); 0 saves only on Ctrl-C. The centralized learner restarts its solvers
+        at each checkpoint, so this changes a centralized run in its last bits.
     """
+
+    flag_group: ClassVar[str] = "run"
 
     seed: int = 1
     centralized: bool = False
     solver: str = DEFAULT_SOLVER
-    rho: float
-    admm_iters: int = 1000
-    admm_tol: float
-    admm_dual_tol: float
-    admm_memory: int
     consensus_iters: int = 100
     check_centralized: bool = False
     horizon: int
     discount: float
     checkpoint_every: int
 
+    def __post_init__(self) -> None:
+        AdmmSettings.__post_init__(self)
+        QLearningSettings.__post_init__(self)
+        _check_all(
+            self,
+            {
+                "seed": ("an integer >= 0", _nonnegative_int),
+                "centralized": ("true or false", lambda v: isinstance(v, bool)),
+                "solver": (f"one of {', '.join(SOLVER_CHOICES)}", SOLVER_CHOICES.__contains__),
+                "consensus_iters": ("an integer >= 0", _nonnegative_int),
+                "check_centralized": ("true or false", lambda v: isinstance(v, bool)),
+                "horizon": ("an integer > 0", _positive_int),
+                "discount": ("a number in (0, 1]", _rate_factor),
+                "checkpoint_every": ("an integer >= 0", _nonnegative_int),
+            },
+        )
+        if self.centralized and self.check_centralized:
+            raise ConfigError(
+                "check_centralized", "check_centralized applies to distributed runs only"
+            )
+
     @property
     def mode(self) -> str:
+        """``"centralized"`` or ``"distributed"``."""
         return "centralized" if self.centralized else "distributed"
 
     def q_learning(self) -> QLearningSettings:
         """The Q-learning settings alone."""
-        return QLearningSettings(
-            **{f.name: getattr(self, f.name) for f in fields(QLearningSettings)}
-        )
+        return _subset(self, QLearningSettings)
+
+    def admm(self) -> AdmmSettings:
+        """The ADMM settings alone."""
+        return _subset(self, AdmmSettings)

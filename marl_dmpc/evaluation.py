@@ -22,9 +22,10 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 from gymnasium import Env
+from mpcrl import MpcSolverError
 
 from .baselines import ScenarioMpc
-from .learning import CentralizedQLearning, DistributedQLearning, MpcSolverError
+from .learning import CentralizedQLearning, DistributedQLearning
 from .results import ResultFileError, single, versions
 from .threads import single_threaded_blas
 

@@ -15,10 +15,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from mpcrl.core.exploration import EpsilonGreedyExploration, ExplorationStrategy
-from mpcrl.core.schedulers import ExponentialScheduler
-from mpcrl.util.seeding import RngType, mk_seed
 
 from .checkpoints import generator_from_state, generator_state
+from .mpcrl_compat import (
+    ExponentialScheduler,
+    RngType,
+    exploration_state,
+    load_exploration_state,
+    mk_seed,
+)
 
 
 class PerAgentExploration(ExplorationStrategy):
@@ -102,13 +107,14 @@ class PerAgentExploration(ExplorationStrategy):
 
     def state(self) -> list[dict[str, Any]]:
         """Every agent's generator state and schedule, as plain data."""
+        states = [exploration_state(agent) for agent in self.agents]
         return [
             {
-                "rng": generator_state(agent.np_random),
-                "epsilon": float(agent.epsilon_scheduler.value),
-                "strength": float(agent.strength_scheduler.value),
+                "rng": generator_state(s["np_random"]),
+                "epsilon": s["epsilon"],
+                "strength": s["strength"],
             }
-            for agent in self.agents
+            for s in states
         ]
 
     def load_state(self, state: Sequence[Mapping[str, Any]]) -> None:
@@ -116,11 +122,11 @@ class PerAgentExploration(ExplorationStrategy):
         if len(state) != len(self.agents):
             raise ValueError(f"exploration state of {len(state)} agents, not {len(self.agents)}")
         for agent, saved in zip(self.agents, state, strict=True):
-            agent.np_random = generator_from_state(saved["rng"])
-            agent.epsilon_scheduler.value = saved["epsilon"]
-            agent.strength_scheduler.value = saved["strength"]
+            load_exploration_state(
+                agent, generator_from_state(saved["rng"]), saved["epsilon"], saved["strength"]
+            )
 
     @property
     def epsilon(self) -> float:
         """The current exploration probability (the same for every agent)."""
-        return float(self.agents[0].epsilon_scheduler.value)
+        return float(exploration_state(self.agents[0])["epsilon"])

@@ -140,3 +140,29 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ResultFileError(f"{path} does not hold a result dict (found {type(data).__name__})")
     return data
+
+
+def check_writable(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """Make sure a result can be written at ``path`` (its folder is created if needed).
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason, if it cannot.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the folder of {flag} {path}: {err.strerror}") from None
+    try:  # the only reliable test (root passes os.access on read-only mounts)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write {flag} {path}: {err.strerror}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"cannot write {flag} {path}: permission denied")
+    return path

@@ -1,12 +1,9 @@
-"""Running a training or an evaluation from a script.
-
-:func:`train_and_save` trains a learner on an env wrapped in
-:class:`~marl_dmpc.envs.StepRecorder` (or resumes a saved run), shows progress, saves
-checkpoints (:mod:`marl_dmpc.checkpoints`), and always writes the result file, also
-when the run is interrupted (Ctrl-C: a checkpoint is saved first) or an MPC fails: what
-was computed is kept and the file's ``status`` says how the run ended. :func:`run_evaluation`,
-:func:`evaluation_out` and :func:`write_evaluation` are the common steps of the
-evaluation and baseline scripts.
+"""Running a training: what a run is asked to do (:class:`TrainingRun`), what it trains
+(:class:`TrainingSetup`), and :func:`train_and_save`, which trains a learner on an env
+wrapped in :class:`~marl_dmpc.envs.StepRecorder` (or resumes a saved run), shows
+progress, saves checkpoints (:mod:`marl_dmpc.checkpoints`), and always writes the result
+file, also when the run is interrupted (Ctrl-C: a checkpoint is saved first) or an MPC
+fails: what was computed is kept and the file's ``status`` says how the run ended.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import resource
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,38 +20,40 @@ from gymnasium import Env
 from mpcrl import MpcSolverError
 
 from .checkpoints import Checkpointer
-from .cli import TrainingProgress, TrainingRun, check_writable, fail, quiet_solvers
-from .config import TrainingConfig
 from .envs import StepRecorder
-from .evaluation import result_table, run_jobs
-from .learning import CentralizedQLearning, DistributedQLearning
-from .mpc import LocalMpcDefinition
-from .network import Network
+from .learning import CentralizedQLearning, Learner
+from .progress import TrainingProgress
 from .results import save_result, single, versions
 
-Learner = DistributedQLearning | CentralizedQLearning
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """What a training was asked to do.
+
+    Attributes
+    ----------
+    config : TrainingConfig
+        The run's settings (a resumed run's are its checkpoint's).
+    out : Path
+        The result file.
+    progress : bool
+        Whether to show the progress bar.
+    checkpoint : Path
+        The checkpoint file.
+    resume : dict or None
+        The checkpoint to continue from (a checkpoint file's contents).
+    """
+
+    config: Any
+    out: Path
+    progress: bool
+    checkpoint: Path
+    resume: dict[str, Any] | None = None
 
 
-def make_learner(
-    definition: LocalMpcDefinition, network: Network, config: TrainingConfig
-) -> Learner:
-    """The learner ``config`` asks for: centralized (mpcrl's agent on the network's MPC)
-    or distributed (consensus ADMM over the local MPCs)."""
-    if config.centralized:
-        return CentralizedQLearning(definition, network, config.q_learning(), solver=config.solver)
-    return DistributedQLearning(
-        definition,
-        network,
-        config.q_learning(),
-        rho=config.rho,
-        admm_iterations=config.admm_iters,
-        admm_tolerance=config.admm_tol,
-        admm_dual_tolerance=config.admm_dual_tol,
-        admm_memory=config.admm_memory,
-        consensus_iterations=config.consensus_iters,
-        solver=config.solver,
-        check_centralized=config.check_centralized,
-    )
+def checkpoint_path(out: Path) -> Path:
+    """The default checkpoint file of the result file ``out``."""
+    return out.with_name(out.name.removesuffix(".pkl") + ".checkpoint.pkl")
 
 
 @dataclasses.dataclass
@@ -219,62 +217,3 @@ def train_and_save(
     if status == "completed":
         run.checkpoint.unlink(missing_ok=True)
     return RunOutcome(status, run.out, message, result)
-
-
-def run_training(run: TrainingRun, make_setup: Callable[[Any], TrainingSetup], example: str) -> int:
-    """A training script's body: build what it trains from the config (solver banners
-    silenced), train (or resume) and save, print a one-line summary; returns the exit
-    code (0, or 130 if interrupted; a failed MPC ends with a one-line error)."""
-    config = run.config
-    with quiet_solvers():
-        setup = make_setup(config)
-    resumed = f" (resumed at step {run.resume['steps_completed']})" if run.resume else ""
-    print(f"{setup.label}, {config.mode}, seed {config.seed}{resumed} -> {run.out}", flush=True)
-    with quiet_solvers():
-        outcome = train_and_save(setup, run, example)
-    result = outcome.result
-    costs = result["episode_costs"]
-    episodes_text = f", last episode {costs[-1]:.4g}" if len(costs) > 1 else ""
-    print(
-        f"{outcome.status}: {result['steps_completed']} steps, {result['updates']} updates, "
-        f"total cost {costs.sum():.4g}{episodes_text}, {result['ms_per_step']:.1f} ms/step; "
-        f"result written to {run.out}"
-    )
-    if outcome.status == "interrupted" and run.checkpoint.exists():
-        print(f"resume with --resume {run.checkpoint}")
-    if outcome.status == "failed":
-        fail(outcome.message)
-    return 130 if outcome.status == "interrupted" else 0
-
-
-def evaluation_out(out: Path | None, source: Path) -> Path:
-    """``out``, or by default ``source``'s name with ``_eval`` (checked writable; if not,
-    the script ends with a one-line error)."""
-    if out is not None:
-        return out
-    try:
-        return check_writable(source.with_name(source.stem + "_eval.pkl"))
-    except ValueError as err:
-        fail(str(err))
-
-
-def run_evaluation(
-    function: Callable[[Any], Any], jobs: Sequence[Any], workers: int
-) -> tuple[list[Any], float]:
-    """:func:`~marl_dmpc.evaluation.run_jobs` and its wall time (s); an MPC that cannot be
-    solved ends the script with a one-line error."""
-    start = time.perf_counter()
-    try:
-        outcomes = run_jobs(function, jobs, workers)
-    except MpcSolverError as err:
-        fail(str(err))
-    return outcomes, time.perf_counter() - start
-
-
-def write_evaluation(out: Path, result: dict[str, Any], first: str, keys: Sequence[Any]) -> int:
-    """Save an evaluation result, print its table (see
-    :func:`~marl_dmpc.evaluation.result_table`) and where it went; the exit code (0)."""
-    save_result(out, result)
-    print(result_table(result, first, keys))
-    print(f"result written to {out}")
-    return 0

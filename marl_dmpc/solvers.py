@@ -8,6 +8,9 @@ ADMM equivalence (multipliers matching to ~1e-6).
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 SOLVER_CHOICES = ("qpoases", "osqp", "ipopt", "qrqp", "highs")
@@ -52,3 +55,15 @@ def solver_setup(name: str) -> tuple[str, Literal["nlp", "conic"], dict[str, Any
         ipopt = {"print_level": 0, "sb": "yes", "tol": 1e-10, "max_iter": 1000}
         return "ipopt", "nlp", {"print_time": False, "ipopt": ipopt, "error_on_fail": False}
     raise ValueError(f"unknown solver {name!r}; choose one of {', '.join(SOLVER_CHOICES)}")
+
+
+@contextlib.contextmanager
+def quiet_solvers() -> Iterator[None]:
+    """Discard what is printed to ``sys.stdout`` inside the block.
+
+    CasADi routes its plugins' output through ``sys.stdout``; qpOASES prints its licence
+    at every solver construction and first solve. Scripts build and train inside this
+    block (their progress bar writes to stderr) and print their summary after it.
+    """
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield

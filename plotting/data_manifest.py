@@ -9,10 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result
 
 #: Every data file and the command that makes it (run from the repository's root).
 COMMANDS = {

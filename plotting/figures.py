@@ -10,12 +10,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from example_1 import model as ex1  # noqa: E402
-from power_system import model as power  # noqa: E402
+from reproduction.example_1 import model as ex1
+from reproduction.power_system import model as power
 
 Result = Mapping[str, Any]
 COLORS = ("C0", "C1", "C2", "C3")

@@ -16,15 +16,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import matplotlib.pyplot as plt
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-from marl_dmpc.cli import OneLineArgumentParser, fail  # noqa: E402
-from marl_dmpc.legacy import load_release_file  # noqa: E402
-from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
-from plotting import figures  # noqa: E402
+from marl_dmpc.cli import OneLineArgumentParser, fail
+from marl_dmpc.legacy import load_release_file
+from marl_dmpc.results import ResultFileError, load_result
+from reproduction.plotting import figures
 
 #: Every figure: name -> (data files under --data, what makes it from the loaded files).
 #: A file in brackets is optional (overlaid if present).

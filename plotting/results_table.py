@@ -11,17 +11,13 @@ A missing data file leaves its rows out with a note.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from marl_dmpc.cli import OneLineArgumentParser, fail  # noqa: E402
-from plotting.data_manifest import data_files, duration  # noqa: E402
+from marl_dmpc.cli import OneLineArgumentParser, fail
+from reproduction.plotting.data_manifest import data_files, duration
 
 ROOT = Path(__file__).resolve().parent.parent
 #: README.md's results block lies between these lines.

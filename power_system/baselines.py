@@ -10,25 +10,20 @@ of their costs.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+from gymnasium import Env
 
-import numpy as np  # noqa: E402
-from gymnasium import Env  # noqa: E402
-
-from marl_dmpc import runs  # noqa: E402
-from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds  # noqa: E402
-from marl_dmpc.cli import (  # noqa: E402
+from marl_dmpc import driver
+from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
+from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_baseline_flags,
     add_evaluation_flags,
     positive_int,
-    quiet_solvers,
 )
-from marl_dmpc.discretization import zero_order_hold  # noqa: E402
-from marl_dmpc.evaluation import (  # noqa: E402
+from marl_dmpc.discretization import zero_order_hold
+from marl_dmpc.evaluation import (
     MpcController,
     default_workers,
     episode_chunks,
@@ -36,8 +31,9 @@ from marl_dmpc.evaluation import (  # noqa: E402
     run_episode,
     seed_of,
 )
-from power_system import model  # noqa: E402
-from power_system.env import PowerSystemEnv, network_matrices  # noqa: E402
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.power_system import model
+from reproduction.power_system.env import PowerSystemEnv, network_matrices
 
 #: The MPCs' horizon and discount (the learnable MPC's).
 HORIZON, DISCOUNT = 5, 0.9
@@ -121,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         for K in counts
         for chunk in chunks
     ]
-    outcomes, wall_time = runs.run_evaluation(run_baseline, jobs, args.workers)
+    outcomes, wall_time = driver.run_evaluation(run_baseline, jobs, args.workers)
     per_controller = [
         [ep for outcome in outcomes[c * len(chunks) : (c + 1) * len(chunks)] for ep in outcome]
         for c in range(len(counts))
@@ -136,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    return runs.write_evaluation(args.out, result, "controller", labels)
+    return driver.write_evaluation(args.out, result, "controller", labels)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from marl_dmpc.config import TrainingConfig
-
-from . import model
+from marl_dmpc.config import ConfigError, TrainingConfig
+from reproduction.power_system import model
 
 
 @dataclass(frozen=True, kw_only=True)
 class PowerSystemConfig(TrainingConfig):
     """Settings of a power-system training run (``episodes`` episodes of
-    ``episode_steps`` steps); defaults are the release's hyperparameters (SPEC.md)
-    except the ADMM algorithm (stopping rule, penalty, acceleration) and the solver,
-    which do not change the MPC's solution, and a short run length (``episodes=100`` is
-    the paper's run)."""
+    ``episode_steps`` steps); defaults are the release's hyperparameters
+    (``docs/reproduction.md``) except the ADMM algorithm (stopping rule, penalty,
+    acceleration) and the solver, which do not change the MPC's solution, and a short
+    run length (``episodes=100`` is the paper's run).
+
+    Attributes
+    ----------
+    episodes : int
+        Training episodes (the paper: 100).
+    episode_steps : int
+        Steps of an episode (the load schedule is defined for 100).
+    """
+
+    flag_group: ClassVar[str] = "power system"
 
     episodes: int = 5
     checkpoint_every: int = 10  # episodes
@@ -42,3 +52,10 @@ class PowerSystemConfig(TrainingConfig):
     epsilon: float = 0.5
     epsilon_decay: float = 0.8
     exploration_strength: float = 0.04  # 0.1 * 2 * 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("episodes", "episode_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(name, f"{name} must be an integer > 0; got {value!r}")

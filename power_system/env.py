@@ -12,8 +12,7 @@ import numpy.typing as npt
 
 from marl_dmpc.blocks import parameter_name
 from marl_dmpc.envs import NetworkEnv
-
-from . import model
+from reproduction.power_system import model
 
 
 def network_matrices(

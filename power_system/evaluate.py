@@ -12,22 +12,18 @@ import dataclasses
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from marl_dmpc import runs  # noqa: E402
-from marl_dmpc.cli import (  # noqa: E402
+from marl_dmpc import driver
+from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_evaluation_flags,
     fail,
     nonnegative_int,
     output_path,
     positive_int,
-    quiet_solvers,
 )
-from marl_dmpc.evaluation import (  # noqa: E402
+from marl_dmpc.evaluation import (
     LearnedPolicy,
     default_workers,
     episode_chunks,
@@ -36,11 +32,12 @@ from marl_dmpc.evaluation import (  # noqa: E402
     run_episode,
     training_config,
 )
-from marl_dmpc.results import ResultFileError, load_result  # noqa: E402
-from power_system import model  # noqa: E402
-from power_system.config import PowerSystemConfig  # noqa: E402
-from power_system.env import PowerSystemEnv  # noqa: E402
-from power_system.q_learning_power import make_learner  # noqa: E402
+from marl_dmpc.results import ResultFileError, load_result
+from marl_dmpc.solvers import quiet_solvers
+from reproduction.power_system import model
+from reproduction.power_system.config import PowerSystemConfig
+from reproduction.power_system.env import PowerSystemEnv
+from reproduction.power_system.q_learning_power import build_learner
 
 
 def run_policy(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np.ndarray]]:
@@ -49,7 +46,7 @@ def run_policy(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np
     seed ``eval_seed + e``."""
     config, values, episodes, eval_seed, steps = job
     with quiet_solvers():
-        policy = LearnedPolicy(make_learner(PowerSystemConfig(**config)), values)
+        policy = LearnedPolicy(build_learner(PowerSystemConfig(**config)), values)
         env = PowerSystemEnv(max_steps=steps)
         return [run_episode(env, policy, eval_seed + e) for e in episodes]
 
@@ -78,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         values = parameters_after(result, update)
     except ResultFileError as err:
         fail(f"{args.result}: {err}")
-    out = runs.evaluation_out(args.out, args.result)
+    out = driver.evaluation_out(args.out, args.result)
     chunks = episode_chunks(args.episodes, args.workers)
     jobs = [
         (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps) for chunk in chunks
     ]
-    outcomes, wall_time = runs.run_evaluation(run_policy, jobs, args.workers)
+    outcomes, wall_time = driver.run_evaluation(run_policy, jobs, args.workers)
     label = f"learned ({config.mode}), after {update} updates"
     evaluation = evaluation_result(
         "power_system_evaluation",
@@ -96,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    return runs.write_evaluation(out, evaluation, "controller", [label])
+    return driver.write_evaluation(out, evaluation, "controller", [label])
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from marl_dmpc.blocks import add_dynamics, add_soft_bounds, parameter_name
 from marl_dmpc.discretization import squarings_for, zero_order_hold
 from marl_dmpc.mpc import LocalMpcDefinition
 from marl_dmpc.network import Network
-
-from . import model
+from reproduction.power_system import model
 
 #: The learnable offset ``b`` enters the dynamics scaled by this (as in the release).
 B_SCALING = 0.1

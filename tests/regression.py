@@ -31,9 +31,9 @@ FIELDS = ("states", "actions", "costs", "td_errors", "episode_costs", "admm_iter
 
 def _main(example: str):
     if example == "example_1":
-        from example_1.example_1 import main
+        from reproduction.example_1.example_1 import main
     else:
-        from power_system.q_learning_power import main
+        from reproduction.power_system.q_learning_power import main
     return main
 
 

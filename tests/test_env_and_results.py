@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from example_1 import model
-from example_1.env import CoupledLinearSystemsEnv
 from marl_dmpc.envs import AGENT_COSTS
 from marl_dmpc.results import ResultFileError, load_result, save_result
+from reproduction.example_1 import model
+from reproduction.example_1.env import CoupledLinearSystemsEnv
 
 
 def test_env_passes_gymnasium_checker():

@@ -10,22 +10,31 @@ import numpy as np
 import pytest
 from csnlp.wrappers import NlpSensitivity
 
-from example_1 import model
-from example_1.config import Example1Config
-from example_1.mpc import Example1Mpc
 from marl_dmpc.admm import AdmmCoordinator
 from marl_dmpc.blocks import dynamics_name
+from marl_dmpc.config import AdmmSettings
 from marl_dmpc.learning import CentralizedCheck
-from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
+from marl_dmpc.local_mpc import LocalMpc
+from marl_dmpc.mpc import INIT_ACTION, PERTURBATION
+from reproduction.example_1 import model
+from reproduction.example_1.config import Example1Config
+from reproduction.example_1.mpc import Example1Mpc
 
 SOLVER = "qpoases"
 DEFAULT = Example1Config()
-#: (iteration cap, tolerance, dual tolerance, Anderson memory): the project's defaults,
-#: and tight ones with plain ADMM
+#: The project's default ADMM settings, and tight ones with plain ADMM
 SETTINGS = {
-    "default": (DEFAULT.admm_iters, DEFAULT.admm_tol, DEFAULT.admm_dual_tol, DEFAULT.admm_memory),
-    "tight": (3000, 1e-10, 1e-10, 0),
+    "default": DEFAULT.admm(),
+    "tight": AdmmSettings(rho=DEFAULT.rho, admm_iters=3000, admm_tol=1e-10, admm_dual_tol=1e-10),
 }
+
+
+def plain_admm(net, local, iters: int, tol: float, memory: int = 0) -> AdmmCoordinator:
+    """ADMM at example 1's rho with the same primal and dual tolerance."""
+    settings = AdmmSettings(
+        rho=DEFAULT.rho, admm_iters=iters, admm_tol=tol, admm_dual_tol=tol, admm_memory=memory
+    )
+    return AdmmCoordinator(net, local, settings)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +45,7 @@ def setup():
     with contextlib.redirect_stdout(io.StringIO()):
         definition = Example1Mpc(DEFAULT.horizon, DEFAULT.discount)
         net = model.network()
-        local = [LocalMpc(definition, net, i, DEFAULT.rho, SOLVER) for i in range(3)]
+        local = [LocalMpc(definition, net, i, SOLVER) for i in range(3)]
         check = CentralizedCheck(definition, net, local, SOLVER)
     return definition, net, local, check
 
@@ -84,8 +93,7 @@ def test_admm_equals_centralized(setup, quiet, seed, kind, settings):
     rng = np.random.default_rng(seed)
     state, pars = random_case(definition, net, rng)
     first = rng.normal(size=3) * 0.5 if kind == "V" else rng.uniform(-0.8, 0.8, size=3)
-    iterations, tolerance, dual_tolerance, memory = SETTINGS[settings]
-    admm = AdmmCoordinator(net, local, iterations, tolerance, dual_tolerance, memory)
+    admm = AdmmCoordinator(net, local, SETTINGS[settings])
     result = admm.solve(kind, agent_parameters(local, pars, state, kind, first))
     assert result.success and result.converged, (result.iterations, result.statuses)
     mpc, sol = centralized_solution(check, kind, pars, state, first)
@@ -129,7 +137,7 @@ def test_q_at_v_action_is_v_without_perturbation(setup, quiet):
     definition, net, local, _ = setup
     rng = np.random.default_rng(3)
     state, pars = random_case(definition, net, rng)
-    admm = AdmmCoordinator(net, local, max_iterations=3000, tolerance=1e-10)
+    admm = plain_admm(net, local, 3000, 1e-10)
     perturbation = rng.normal(size=3)
     v = admm.solve("V", agent_parameters(local, pars, state, "V", perturbation))
     q = admm.solve("Q", agent_parameters(local, pars, state, "Q", v.action))
@@ -143,12 +151,7 @@ def test_release_fixed_iterations_run_exactly_the_cap(setup, quiet):
     definition, net, local, _ = setup
     state, pars = random_case(definition, net, np.random.default_rng(5))
     parameters = agent_parameters(local, pars, state, "V", np.zeros(3))
-    results = [
-        AdmmCoordinator(net, local, max_iterations=7, tolerance=0.0, memory=memory).solve(
-            "V", parameters
-        )
-        for memory in (0, 10)
-    ]
+    results = [plain_admm(net, local, 7, 0.0, memory).solve("V", parameters) for memory in (0, 10)]
     for result in results:
         assert result.iterations == 7 and not result.converged
         assert result.primal_residuals.shape == result.dual_residuals.shape == (7,)
@@ -162,8 +165,7 @@ def test_anderson_acceleration_reaches_the_same_solution_sooner(setup, quiet):
     state, pars = random_case(definition, net, np.random.default_rng(11))
     parameters = agent_parameters(local, pars, state, "V", np.zeros(3))
     plain, accelerated = (
-        AdmmCoordinator(net, local, 5000, 1e-10, 1e-10, memory).solve("V", parameters)
-        for memory in (0, 10)
+        plain_admm(net, local, 5000, 1e-10, memory).solve("V", parameters) for memory in (0, 10)
     )
     assert plain.converged and accelerated.converged
     assert abs(plain.values.sum() - accelerated.values.sum()) < 1e-7

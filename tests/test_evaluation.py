@@ -8,13 +8,13 @@ import casadi as cs
 import numpy as np
 import pytest
 
-from example_1 import model
 from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
 from marl_dmpc.evaluation import MpcController, run_episode
 from marl_dmpc.results import load_result
-from power_system import baselines as power_baselines
-from power_system.env import PowerSystemEnv
-from power_system.model import angle_violations
+from reproduction.example_1 import model
+from reproduction.power_system import baselines as power_baselines
+from reproduction.power_system.env import PowerSystemEnv
+from reproduction.power_system.model import angle_violations
 
 from .helpers import ROOT
 

@@ -16,13 +16,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from example_1.config import Example1Config
-from example_1.env import CoupledLinearSystemsEnv
 from marl_dmpc.envs import AGENT_COSTS, StepRecorder
-
-from .helpers import load_example_script
-
-example_1 = load_example_script()
+from reproduction.example_1 import example_1
+from reproduction.example_1.config import Example1Config
+from reproduction.example_1.env import CoupledLinearSystemsEnv
 
 #: tight ADMM settings: the learners must then agree step for step (at the defaults an
 #: action near an active-set change can differ by ~1e-5 and the TD error with it)
@@ -66,7 +63,7 @@ class Replay(gym.Env):
 def run(steps, centralized, seed, env=None, **overrides):
     config = Example1Config(steps=steps, seed=seed, centralized=centralized, **overrides)
     with contextlib.redirect_stdout(io.StringIO()):
-        learner = example_1.make_learner(config)
+        learner = example_1.build_learner(config)
         env = StepRecorder(env or CoupledLinearSystemsEnv(max_steps=steps))
         learner.train(env, 1, seed=config.seed)
     return learner, env

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from example_1 import baselines as example_1_baselines
 from marl_dmpc.legacy import load_release_file
 from marl_dmpc.results import ResultFileError, save_result
-from plotting import make_figures, results_table
+from reproduction.example_1 import baselines as example_1_baselines
+from reproduction.plotting import make_figures, results_table
 
 RNG = np.random.default_rng(0)
 

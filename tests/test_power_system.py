@@ -13,12 +13,13 @@ from marl_dmpc.admm import AdmmCoordinator
 from marl_dmpc.discretization import squarings_for, zero_order_hold
 from marl_dmpc.envs import StepRecorder, mpc_parameters
 from marl_dmpc.learning import CentralizedCheck
-from marl_dmpc.mpc import INIT_ACTION, PERTURBATION, LocalMpc
-from power_system import model
-from power_system import q_learning_power as script
-from power_system.config import PowerSystemConfig
-from power_system.env import PowerSystemEnv, network_matrices
-from power_system.mpc import PowerSystemMpc
+from marl_dmpc.local_mpc import LocalMpc
+from marl_dmpc.mpc import INIT_ACTION, PERTURBATION
+from reproduction.power_system import model
+from reproduction.power_system import q_learning_power as script
+from reproduction.power_system.config import PowerSystemConfig
+from reproduction.power_system.env import PowerSystemEnv, network_matrices
+from reproduction.power_system.mpc import PowerSystemMpc
 
 CONFIG = PowerSystemConfig()
 
@@ -99,7 +100,7 @@ def problems():
     with contextlib.redirect_stdout(io.StringIO()):
         definition = PowerSystemMpc(CONFIG.horizon, CONFIG.discount)
         net = model.network()
-        local = [LocalMpc(definition, net, i, CONFIG.rho, "qpoases") for i in range(4)]
+        local = [LocalMpc(definition, net, i, "qpoases") for i in range(4)]
         check = CentralizedCheck(definition, net, local, "qpoases")
     return definition, net, local, check
 
@@ -126,9 +127,7 @@ def test_admm_equals_centralized(problems, quiet, seed, kind):
         pars.update({f"load_{i}": load[i : i + 1], f"x_o_{i}": x_o[i], f"u_o_{i}": u_o[i]})
         merged.update(pars)
         agents.append({**pars, f"x{i}_0": state[4 * i : 4 * i + 4], extra: first[i : i + 1]})
-    admm = AdmmCoordinator(
-        net, local, CONFIG.admm_iters, CONFIG.admm_tol, CONFIG.admm_dual_tol, CONFIG.admm_memory
-    )
+    admm = AdmmCoordinator(net, local, CONFIG.admm())
     result = admm.solve(kind, agents)
     assert result.success and result.converged, result.iterations
     errors = check.compare(kind, result, merged, state, first)
@@ -139,7 +138,7 @@ def test_admm_equals_centralized(problems, quiet, seed, kind):
 def train(centralized: bool, episodes: int = 2):
     config = PowerSystemConfig(episodes=episodes, centralized=centralized)
     with contextlib.redirect_stdout(io.StringIO()):
-        learner = script.make_learner(config)
+        learner = script.build_learner(config)
         env = StepRecorder(PowerSystemEnv(max_steps=config.episode_steps))
         learner.train(env, episodes, seed=config.seed)
     return learner, env
