@@ -27,249 +27,18 @@ returns that map as an :class:`AffineRegion`, so a loop that re-solves the QP ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import casadi as cs
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import lapack
 
 from .casadi_call import BufferedFunction
+from .conic import DirectSolve, FreshConic, QpSolution
+from .kkt import KKT_TOLERANCE, ActiveSet, AffineRegion, Kkt
 
-#: Feasibility and multiplier-sign tolerance of an accepted active-set solution.
-KKT_TOLERANCE = 1e-9
+__all__ = ["ActiveSetQp", "AffineRegion", "DirectSolve", "FreshConic", "QpSolution"]
+
 #: Primal-dual active-set steps tried from the last active set before the solver is called.
 ACTIVE_SET_STEPS = 20
-
-
-@dataclass(frozen=True)
-class _Kkt:
-    """The KKT matrix ``K = [[H_FF, C^T], [C, 0]]`` of one active set (``F`` the free
-    variables, ``C`` the active rows), factorized after eliminating the free variables
-    ``d`` whose Hessian row is diagonal (``H_dd = diag(h)``, ``h > 0``): the rest is the
-    Schur complement ``R = [[H_rr, C_r^T], [C_r, -C_d diag(1/h) C_d^T]]``, much smaller
-    than ``K`` for MPC costs (diagonal state and input weights). A singular ``R``
-    (dependent active rows) is solved by its pseudo-inverse: the least-norm multipliers,
-    kept only where the system is consistent."""
-
-    nf: int
-    d: npt.NDArray[np.intp]  # positions in F of the eliminated variables
-    r: npt.NDArray[np.intp]  # positions in F of the others
-    h: npt.NDArray[np.floating]
-    C_d: npt.NDArray[np.floating]
-    lu: npt.NDArray[np.floating] | None  # LU factors of R (LAPACK's getrf)
-    pivots: npt.NDArray[np.int32] | None
-    pinv: npt.NDArray[np.floating] | None  # when R is singular: its pseudo-inverse
-    R: npt.NDArray[np.floating] | None  # and R, to check consistency
-
-    @classmethod
-    def factor(
-        cls,
-        H: npt.NDArray[np.floating],
-        C: npt.NDArray[np.floating],
-        F: npt.NDArray[np.intp],
-        diagonal: npt.NDArray[np.bool_],
-    ) -> _Kkt:
-        """Factorize the KKT matrix of the Hessian ``H``, active rows ``C`` (over all
-        variables) and free variables ``F``; ``diagonal`` marks the variables whose
-        Hessian row is diagonal with a positive entry."""
-        d, r = np.flatnonzero(diagonal[F]), np.flatnonzero(~diagonal[F])
-        Fd, Fr = F[d], F[r]
-        h = H[Fd, Fd]
-        C_d, C_r = C[:, Fd], C[:, Fr]
-        nr, k = len(r), len(C)
-        R = np.empty((nr + k, nr + k))
-        R[:nr, :nr] = H[Fr[:, None], Fr]
-        R[nr:, :nr] = C_r
-        R[:nr, nr:] = C_r.T
-        R[nr:, nr:] = -(C_d / h) @ C_d.T
-        lu, pivots, info = lapack.dgetrf(R)
-        if info == 0 and lapack.dgecon(lu, np.abs(R).sum(axis=0).max())[0] > 1e-12:
-            return cls(len(F), d, r, h, C_d, lu, pivots, None, None)
-        return cls(len(F), d, r, h, C_d, None, None, np.linalg.pinv(R, rcond=1e-10), R)
-
-    def solve(self, rhs: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
-        """``K^-1 rhs`` (``rhs`` a vector or a matrix); ``None`` if ``K`` is singular and
-        the system inconsistent."""
-        nf, nr = self.nf, len(self.r)
-        h = self.h if rhs.ndim == 1 else self.h[:, None]
-        t = rhs[self.d] / h
-        reduced = np.concatenate((rhs[self.r], rhs[nf:] - self.C_d @ t))
-        if self.pinv is None:
-            sol = lapack.dgetrs(self.lu, self.pivots, reduced)[0]
-        else:
-            sol = self.pinv @ reduced
-            if np.abs(self.R @ sol - reduced).max() > KKT_TOLERANCE * (1.0 + np.abs(reduced).max()):
-                return None
-        out = np.empty_like(rhs)
-        lam = sol[nr:]
-        out[self.d] = t - (self.C_d.T @ lam) / h
-        out[self.r] = sol[:nr]
-        out[nf:] = lam
-        return out
-
-
-@dataclass(frozen=True)
-class _ActiveSet:
-    """The cached KKT data of one active set (see :meth:`ActiveSetQp._factor`)."""
-
-    kkt: _Kkt
-    W: npt.NDArray[np.intp]
-    B: npt.NDArray[np.intp]
-    F: npt.NDArray[np.intp]
-    status_W: npt.NDArray[np.int8]
-    at_lower: npt.NDArray[np.bool_]  # over the multipliers [lam_W, lam_B]
-    at_upper: npt.NDArray[np.bool_]
-    checked: npt.NDArray[np.intp]  # inactive rows of [constraints, bounds] with a finite bound
-    H_FB: npt.NDArray[np.floating]
-    H_B: npt.NDArray[np.floating]
-    A_WB: npt.NDArray[np.floating]
-    w_B: npt.NDArray[np.floating]  # the bound variables' values
-    A_checked: npt.NDArray[np.floating]  # the checked constraint rows of A
-    checked_bounds: npt.NDArray[np.intp]  # the checked variable bounds, as variables
-    slopes: dict[str, npt.NDArray[np.floating]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AffineRegion:
-    """Where one active set stays optimal, the QP's solution is affine in the moving part
-    ``d`` of the linear term: ``v = offset + slope @ d``, whose first ``n_out`` entries
-    are the requested primal entries and whose others must not exceed ``limit`` (the
-    multipliers' signs and the inactive rows' feasibility, one side per entry, tolerance
-    included). Check ``k`` failing means entry ``flip_index[k]`` of the active set
-    ``active`` should become ``flip_status[k]`` (a primal-dual active-set step)."""
-
-    offset: npt.NDArray[np.floating]
-    slope: npt.NDArray[np.floating]
-    n_out: int
-    limit: npt.NDArray[np.floating]
-    active: npt.NDArray[np.int8]
-    flip_index: npt.NDArray[np.intp]
-    flip_status: npt.NDArray[np.int8]
-
-    def evaluate(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
-        """The primal entries at ``d``, or ``None`` if ``d`` is outside the region."""
-        v = self.offset + self.slope @ d
-        if (v[self.n_out :] > self.limit).any():
-            return None
-        return v[: self.n_out]
-
-    def next_active_set(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.int8]:
-        """The active set of one primal-dual active-set step from this region's at
-        ``d`` (for :meth:`ActiveSetQp.solve`); this region's own if ``d`` is inside."""
-        bad = (self.offset[self.n_out :] + self.slope[self.n_out :] @ d) > self.limit
-        guess = self.active.copy()
-        guess[self.flip_index[bad]] = self.flip_status[bad]
-        return guess
-
-
-@dataclass
-class QpSolution:
-    """Primal solution ``x``, constraint multipliers ``lam_g`` (CasADi's convention:
-    positive at an active upper bound), the solver's verdict, and the bound multipliers
-    ``lam_x`` when the solver returned them."""
-
-    x: npt.NDArray[np.floating]
-    lam_g: npt.NDArray[np.floating]
-    success: bool
-    status: str
-    lam_x: npt.NDArray[np.floating] | None = None
-
-
-def _solution(x: cs.DM, lam_g: cs.DM, lam_x: cs.DM, stats: dict[str, Any]) -> QpSolution:
-    """A CasADi solver's outputs and stats as a :class:`QpSolution`."""
-    return QpSolution(
-        np.asarray(x).reshape(-1),
-        np.asarray(lam_g).reshape(-1),
-        bool(stats["success"]),
-        str(stats["return_status"]),
-        np.asarray(lam_x).reshape(-1),
-    )
-
-
-class _FixedBounds:
-    """The constant bounds of a problem's constraints and variables, as flat arrays."""
-
-    def __init__(
-        self, lbg: npt.ArrayLike, ubg: npt.ArrayLike, lbx: npt.ArrayLike, ubx: npt.ArrayLike
-    ) -> None:
-        self.lbg = np.asarray(lbg, dtype=float).reshape(-1)
-        self.ubg = np.asarray(ubg, dtype=float).reshape(-1)
-        self.lbx = np.asarray(lbx, dtype=float).reshape(-1)
-        self.ubx = np.asarray(ubx, dtype=float).reshape(-1)
-
-
-class DirectSolve(_FixedBounds):
-    """Calls a CasADi solver (``qpsol`` or ``nlpsol``) with fixed bounds, every time."""
-
-    def __init__(
-        self,
-        solver: cs.Function,
-        lbg: npt.ArrayLike,
-        ubg: npt.ArrayLike,
-        lbx: npt.ArrayLike,
-        ubx: npt.ArrayLike,
-    ) -> None:
-        super().__init__(lbg, ubg, lbx, ubx)
-        self.solver = solver
-
-    def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
-        out = self.solver(p=p, lbx=self.lbx, ubx=self.ubx, lbg=self.lbg, ubg=self.ubg)
-        return _solution(out["x"], out["lam_g"], out["lam_x"], self.solver.stats())
-
-
-class FreshConic(_FixedBounds):
-    """A QP solver whose answer depends on the QP's data only: every call solves
-    ``min 1/2 w'Hw + g'w`` s.t. ``lba <= A w <= uba``, ``lbx <= w <= ubx`` with a new
-    CasADi ``conic`` instance.
-
-    One solver instance is not history-free: qpOASES, for one, hot-starts every call
-    from the end of the previous one, so the same QP can get answers that differ in the
-    last bits, or (degenerate) another optimal active set, depending on what the
-    instance solved before. A run resumed from a checkpoint cannot restore that hidden
-    state, so it would drift from the uninterrupted run. Creating a ``conic`` takes
-    about 0.15 ms, and :class:`ActiveSetQp` calls its solver for under 1 % of its
-    solves.
-
-    Parameters
-    ----------
-    plugin : str
-        The CasADi conic plugin (e.g., ``"qpoases"``).
-    options : dict
-        Its options.
-    lbg, ubg, lbx, ubx : array_like
-        The (constant) bounds of the problem's constraints and variables.
-    """
-
-    def __init__(
-        self,
-        plugin: str,
-        options: dict[str, Any],
-        lbg: npt.ArrayLike,
-        ubg: npt.ArrayLike,
-        lbx: npt.ArrayLike,
-        ubx: npt.ArrayLike,
-    ) -> None:
-        super().__init__(lbg, ubg, lbx, ubx)
-        self.plugin = plugin
-        self.options = dict(options)
-
-    def solve(
-        self,
-        H: npt.NDArray[np.floating],
-        A: npt.NDArray[np.floating],
-        g: npt.NDArray[np.floating],
-        lba: npt.NDArray[np.floating],
-        uba: npt.NDArray[np.floating],
-    ) -> QpSolution:
-        """The QP's optimum, from a solver instance that has solved nothing before."""
-        h, a = cs.DM(H), cs.DM(A)
-        solver = cs.conic(
-            "fresh_qp", self.plugin, {"h": h.sparsity(), "a": a.sparsity()}, self.options
-        )
-        out = solver(h=h, a=a, g=g, lba=lba, uba=uba, lbx=self.lbx, ubx=self.ubx)
-        return _solution(out["x"], out["lam_a"], out["lam_x"], solver.stats())
 
 
 class ActiveSetQp:
@@ -341,7 +110,7 @@ class ActiveSetQp:
         self.n, self.m = w.numel(), g.numel()
         self._fixed: npt.NDArray[np.floating] | None = None
         # per active set: its KKT data
-        self._kkt: dict[bytes, _ActiveSet] = {}
+        self._kkt: dict[bytes, ActiveSet] = {}
         self._active: npt.NDArray[np.int8] | None = None
         # the linear term and KKT point (w, lam, checked rows) of the last solve, when
         # the active-set steps found it
@@ -377,8 +146,8 @@ class ActiveSetQp:
     # ------------------------------------------------------------- active set
     # status per row of [constraints, bounds]: 0 inactive, 1 at lower, 2 at upper,
     # 3 equality (lower == upper). Variables at a bound are eliminated: the KKT system is
-    # over the free variables F and the active constraints W only (see _Kkt).
-    def _factor(self, active: npt.NDArray[np.int8]) -> _ActiveSet:
+    # over the free variables F and the active constraints W only (see Kkt).
+    def _factor(self, active: npt.NDArray[np.int8]) -> ActiveSet:
         key = active.tobytes()
         if key not in self._kkt:
             self.stats["factorizations"] += 1
@@ -389,8 +158,8 @@ class ActiveSetQp:
             status = np.concatenate((active[W], active[m + B]))
             checked = np.flatnonzero((active == 0) & self._finite)
             n_checked_constraints = np.searchsorted(checked, m)
-            self._kkt[key] = _ActiveSet(
-                kkt=_Kkt.factor(self._H, self._A[W], F, self._diagonal),
+            self._kkt[key] = ActiveSet(
+                kkt=Kkt.factor(self._H, self._A[W], F, self._diagonal),
                 W=W,
                 B=B,
                 F=F,
@@ -409,7 +178,7 @@ class ActiveSetQp:
 
     def _kkt_solution(
         self,
-        s: _ActiveSet,
+        s: ActiveSet,
         g: npt.NDArray[np.floating],
         w_B: npt.NDArray[np.floating],
         d_W: npt.NDArray[np.floating],
@@ -431,7 +200,7 @@ class ActiveSetQp:
         return w, np.concatenate((lam_W, lam_B))
 
     def _point(
-        self, s: _ActiveSet, g: npt.NDArray[np.floating]
+        self, s: ActiveSet, g: npt.NDArray[np.floating]
     ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray] | None:
         """The KKT point of active set ``s`` for the linear term ``g``: the primal
         ``w``, the multipliers ``[lam_W, lam_B]`` and the values of the checked rows;
@@ -444,7 +213,7 @@ class ActiveSetQp:
         return w, lam, self._checked_values(s, w)
 
     @staticmethod
-    def _checked_values(s: _ActiveSet, w: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    def _checked_values(s: ActiveSet, w: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         """The values of the checked rows of ``[g(w) - g(0); w]`` (``w`` may be a
         matrix)."""
         return np.concatenate((s.A_checked @ w, w[s.checked_bounds]))
@@ -557,7 +326,7 @@ class ActiveSetQp:
             flip_status=s.slopes["flip_status"],
         )
 
-    def _region_slopes(self, s: _ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
+    def _region_slopes(self, s: ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
         """d/dd of ``w[region_rows]`` and of the region's one-sided checks."""
         columns = self._E.shape[1]
         zero_B, zero_W = np.zeros((len(s.B), columns)), np.zeros((len(s.W), columns))
