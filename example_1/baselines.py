@@ -1,6 +1,6 @@
-"""Example 1's baselines (SPEC.md): the nominal MPC with the inaccurate and with the true
-model, and the scenario MPC with K sampled models or K copies of the true model, each
-over one 100-step episode from the SPEC's initial state, and the table of their costs.
+"""Example 1's baselines (docs/reproduction.md): the nominal MPC with the inaccurate and
+with the true model, and the scenario MPC with K sampled models or K copies of the true model, each
+over one 100-step episode from the paper's initial state, and the table of their costs.
 
     python example_1/baselines.py                     # K = 10 and 25, all cores
     python example_1/baselines.py --scenarios 25 --workers 1 --out runs/base.pkl

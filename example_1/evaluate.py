@@ -1,6 +1,6 @@
 """Evaluate example 1's learned policy: the greedy policy of a training result with the
 parameters learned after each listed number of updates, over one 100-step episode
-from the SPEC's initial state (the same noise for every checkpoint), and the table of
+from the paper's initial state (the same noise for every checkpoint), and the table of
 their costs.
 
     python example_1/evaluate.py runs/example_1_distributed_seed1.pkl

@@ -1,4 +1,4 @@
-"""Example 1's network: three coupled linear systems on a chain (SPEC.md, "Example 1").
+"""Example 1's network: three coupled linear systems on a chain (docs/reproduction.md, "Example 1").
 
 Agent ``i`` has state ``x_i`` in R^2 and input ``u_i`` in R; its dynamics are
 ``x_i+ = A x_i + B u_i + sum_{j in N_i} A_c x_j + w_i``. The learner only knows an
@@ -89,7 +89,7 @@ def violations(states: npt.ArrayLike, n_agents: int = N_AGENTS) -> npt.NDArray[n
 
 
 def sample_model(rng: np.random.Generator) -> LinearModel:
-    """One agent's model as the scenario MPC samples it (SPEC.md): the inaccurate ``A``
+    """One agent's model as the scenario MPC samples it (docs/reproduction.md): the inaccurate ``A``
     plus U[-0.1, 0.1] on entries (0, 0), (0, 1), (1, 1); ``A_c`` entry (1, 1) from
     U[-0.1, 0]; the inaccurate ``B`` plus U[0, 0.075] on entry 0 and U[-0.075, 0] on
     entry 1."""

@@ -1,4 +1,4 @@
-"""Example 1's learnable local MPC (SPEC.md, "Example 1")."""
+"""Example 1's learnable local MPC (docs/reproduction.md, "Example 1")."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
+from mpcrl.wrappers.envs import MonitorEpisodes
 
 from .checkpoints import generator_from_state, generator_state
 
@@ -83,68 +84,86 @@ def mpc_parameters(env: gym.Env) -> dict[str, npt.NDArray[np.floating]]:
     return {name: np.asarray(value, dtype=float) for name, value in getter().items()}
 
 
-class StepRecorder(gym.Wrapper):
-    """Records every state, action and cost of the wrapped env, episode by episode.
-
-    ``states[e]`` has one more row than ``actions[e]`` and ``costs[e]`` (the state the
-    episode was reset to). Data of an unfinished episode is available too, so an
-    interrupted run keeps what it has computed.
+class StepRecorder(MonitorEpisodes):
+    """mpcrl's :class:`~mpcrl.wrappers.envs.MonitorEpisodes` (every state, action and cost
+    of the wrapped env, episode by episode), with what a resumable training needs: the
+    unfinished episode's data alongside the finished ones (:meth:`episode_arrays`), and
+    the records and the wrapped env's state as plain data (:meth:`state`,
+    :meth:`load_state`). Actions are recorded, and passed on, as flat float arrays.
     """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self.states: list[list[npt.NDArray[np.floating]]] = []
-        self.actions: list[list[npt.NDArray[np.floating]]] = []
-        self.costs: list[list[float]] = []
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        state, info = self.env.reset(**kwargs)
-        self.states.append([np.array(state, dtype=float)])
-        self.actions.append([])
-        self.costs.append([])
-        return state, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action, dtype=float).reshape(-1)
-        state, cost, terminated, truncated, info = self.env.step(action)
-        self.states[-1].append(np.array(state, dtype=float))
-        self.actions[-1].append(action)
-        self.costs[-1].append(float(cost))
-        return state, cost, terminated, truncated, info
+        return super().step(np.asarray(action, dtype=float).reshape(-1))
+
+    def _episodes(self) -> list[tuple[Any, Any, Any]]:
+        """Every episode's (states, actions, costs): the finished ones, then the current
+        one if it has begun."""
+        episodes = list(zip(self.observations, self.actions, self.rewards, strict=True))
+        if self.ep_observations:
+            episodes.append((self.ep_observations, self.ep_actions, self.ep_rewards))
+        return episodes
+
+    @property
+    def costs(self) -> list[list[float]]:
+        """Every episode's stage costs (the current one's so far)."""
+        return [[float(c) for c in costs] for _, _, costs in self._episodes()]
 
     def state(self) -> dict[str, Any]:
         """What was recorded and the wrapped env's state, as plain data."""
+        episodes = self._episodes()
         return {
-            "states": [np.array(states) for states in self.states],
-            "actions": [np.array(actions) for actions in self.actions],
-            "costs": [np.array(costs, dtype=float) for costs in self.costs],
+            "states": [np.array(states, dtype=float) for states, _, _ in episodes],
+            "actions": [np.array(actions, dtype=float) for _, actions, _ in episodes],
+            "costs": [np.array(costs, dtype=float) for _, _, costs in episodes],
+            "current": bool(self.ep_observations),
             "env": self.env.get_wrapper_attr("state")(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore the records and the wrapped env's state of :meth:`state`."""
-        self.states = [list(np.asarray(s, dtype=float)) for s in state["states"]]
-        self.actions = [list(np.asarray(a, dtype=float)) for a in state["actions"]]
-        self.costs = [[float(c) for c in costs] for costs in state["costs"]]
+        episodes = list(zip(state["states"], state["actions"], state["costs"], strict=True))
+        current = episodes.pop() if state.get("current", True) and episodes else None
+        for deque_ in (self.observations, self.actions, self.rewards, self.episode_lengths):
+            deque_.clear()
+        self._clear_ep_data()
+        for states, actions, costs in episodes:
+            self.observations.append(np.asarray(states, dtype=float))
+            self.actions.append(np.asarray(actions, dtype=float))
+            self.rewards.append(np.asarray(costs, dtype=float))
+            self.episode_lengths.append(len(costs))
+        if current is not None:
+            states, actions, costs = current
+            self.ep_observations.extend(np.asarray(states, dtype=float))
+            self.ep_actions.extend(np.asarray(actions, dtype=float))
+            self.ep_rewards.extend(float(c) for c in costs)
+            self.ep_length = len(self.ep_rewards)
         self.env.get_wrapper_attr("load_state")(state["env"])
 
     @property
     def steps(self) -> int:
         """Steps taken in all episodes."""
-        return sum(len(c) for c in self.costs)
+        return sum(len(costs) for _, _, costs in self._episodes())
 
     @property
     def last_cost(self) -> float:
-        return self.costs[-1][-1] if self.costs and self.costs[-1] else float("nan")
+        """The cost of the last step (NaN before the first)."""
+        if self.ep_rewards:
+            return float(self.ep_rewards[-1])
+        if self.rewards and len(self.rewards[-1]):
+            return float(self.rewards[-1][-1])
+        return float("nan")
 
     def episode_arrays(self, episode: int) -> dict[str, npt.NDArray[np.floating]]:
         """``states`` (T+1, ns), ``actions`` (T, na) and ``costs`` (T,) of an episode;
         an unfinished one is cut to its completed steps."""
-        actions = self.actions[episode]
+        states, actions, costs = self._episodes()[episode]
         T = len(actions)
         na = self.env.action_space.shape[0]
         return {
-            "states": np.array(self.states[episode][: T + 1]),
-            "actions": np.array(actions).reshape(T, na),
-            "costs": np.array(self.costs[episode][:T]),
+            "states": np.array(states[: T + 1], dtype=float),
+            "actions": np.array(actions, dtype=float).reshape(T, na),
+            "costs": np.array(costs[:T], dtype=float),
         }

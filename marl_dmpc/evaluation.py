@@ -218,7 +218,7 @@ def evaluation_result(
     wall_time_s: float,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The result dict of an evaluation (see README.md, "Result files"): for every
+    """The result dict of an evaluation (see docs/results.md): for every
     controller ``labels[c]``, its episodes ``episodes[c]`` (of equal length) stacked as
     ``states`` (C, E, T+1, nx), ``actions`` (C, E, T, nu), ``costs`` and ``solve_ms``
     (C, E, T); ``episode_costs`` and ``violating_steps`` (C, E); ``mean_solve_ms``

@@ -75,7 +75,7 @@ def training_result(
     status: str,
     step_times_s: npt.ArrayLike = (),
 ) -> dict[str, Any]:
-    """The result dict of a training run (see README.md, "Result files")."""
+    """The result dict of a training run (see docs/results.md)."""
     log = learner.log
     steps = env.steps
     episodes = [env.episode_arrays(e) for e in range(len(env.costs))]

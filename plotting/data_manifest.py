@@ -39,7 +39,7 @@ HEADER = """# Data: the full reproduction runs
 Every file here was written by this repository's scripts with the command beside it (run
 from the repository's root, on a 2-core machine); `python plotting/make_figures.py` draws
 the paper's figures from them and `python plotting/data_manifest.py` rewrites this list.
-The format of each file is described in the top-level README.md ("Result files"). Wall
+The format of each file is described in docs/results.md. Wall
 times are the ones the files record (the work itself, without Python's start-up).
 
 | file | command | wall time | size |

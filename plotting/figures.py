@@ -1,6 +1,7 @@
 """The paper's figures, one function per figure: each takes loaded result dicts (see
-README.md, "Result files"; release files are read by :mod:`marl_dmpc.legacy`) and returns
-a matplotlib figure. :mod:`plotting.make_figures` loads ``data/`` and writes them all."""
+docs/results.md; release files are read by :mod:`marl_dmpc.legacy`) and returns a
+matplotlib figure. :mod:`reproduction.plotting.make_figures` loads ``data/`` and writes
+them all."""
 
 from __future__ import annotations
 

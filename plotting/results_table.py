@@ -4,8 +4,9 @@
     python plotting/results_table.py            # print the tables
     python plotting/results_table.py --readme   # rewrite them in README.md
 
-The paper's values (SPEC.md, "Headline results") are the only numbers written here; every
-other number comes from a data file, whose command ``plotting/data_manifest.py`` lists.
+The paper's values (docs/reproduction.md, the paper's results of each example) are the
+only numbers written here; every other number comes from a data file, whose command
+``plotting/data_manifest.py`` lists.
 A missing data file leaves its rows out with a note.
 """
 
@@ -130,7 +131,7 @@ def tables(data: Path) -> str:
     )
     return "\n".join(
         [
-            "Example 1, cost of one 100-step evaluation episode from the SPEC's initial state:",
+            "Example 1, cost of one 100-step evaluation episode from the paper's initial state:",
             "",
             *example_1,
             "",

@@ -1,4 +1,4 @@
-"""The power system's baselines (SPEC.md): the nominal MPC (true model, no learnable
+"""The power system's baselines (docs/reproduction.md): the nominal MPC (true model, no learnable
 terms, the load noise ignored) and the scenario MPC with K load-noise scenarios, over
 the same evaluation episodes (the same load noise for every controller), and the table
 of their costs.

@@ -39,7 +39,7 @@ def network_matrices(
 def stage_costs(
     x: npt.ArrayLike, u: npt.ArrayLike, load: npt.ArrayLike
 ) -> npt.NDArray[np.floating]:
-    """Every area's stage cost (SPEC.md): the tracking cost of the set points of
+    """Every area's stage cost (docs/reproduction.md): the tracking cost of the set points of
     ``load``, the tie-line power term ``0.5 ts sum_j |P_ij (dtheta_i - dtheta_j)|``
     and the penalty on the angle's violation of ``|dtheta_i| <= 0.1``."""
     net = model.network()

@@ -1,5 +1,5 @@
 """Example 2's network: four power-system areas on a chain, load frequency control
-(SPEC.md, "Example 2"; the Hycon2 benchmark of Riverso and Ferrari-Trecate, 2012).
+(docs/reproduction.md, "Example 2"; the Hycon2 benchmark of Riverso and Ferrari-Trecate, 2012).
 
 Area ``i`` has the state ``x_i = [dtheta_i, df_i, dPm_i, dPg_i]`` (phase angle,
 frequency, mechanical power, governor), the input ``u_i = dPref_i`` and the load

@@ -1,4 +1,4 @@
-"""Example 2's learnable local MPC (SPEC.md, "Example 2")."""
+"""Example 2's learnable local MPC (docs/reproduction.md, "Example 2")."""
 
 from __future__ import annotations
 

@@ -1,77 +1,112 @@
-"""The training scripts: bad input ends in one line and exit code 2; a short run writes a
-complete result file."""
+"""The training scripts' command lines: flags generated from the config, bad input in one
+line with exit code 2, settings from TOML and result files, and short runs (in-process,
+so coverage sees the driver; the scripts themselves run in subprocesses once)."""
 
+from __future__ import annotations
+
+import dataclasses
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from marl_dmpc.results import load_result
+from marl_dmpc.cli import field_docs, flag_name
+from marl_dmpc.results import load_result, save_result
+from reproduction.example_1 import example_1
+from reproduction.example_1.config import Example1Config
+from reproduction.power_system import q_learning_power
 
 from .helpers import ROOT
 
-SCRIPT = str(ROOT / "example_1" / "example_1.py")
 
-
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+def fails_with(main, argv, capsys) -> str:
+    """Run ``main(argv)``, expect exit code 2 and one line on stderr; return it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 @pytest.mark.parametrize(
     "args, fragment",
     [
         (["--steps", "-5"], "--steps"),
+        (["--steps", "2.5"], "--steps"),
         (["--admm-iters", "0"], "--admm-iters"),
         (["--solver", "nosuch"], "invalid choice"),
         (["--out", "/proc/no/such/result.pkl"], "cannot"),
         (["--admm-tol", "nan"], "--admm-tol"),
         (["--admm-dual-tol", "-1"], "--admm-dual-tol"),
+        (["--learning-rate", "abc"], "--learning-rate"),
+        (["--rho", "0"], "--rho"),
+        (["--epsilon", "1.5"], "--epsilon"),
+        (["--replay-include-latest", "20"], "--replay-include-latest"),
+        (["--centralized", "--check-centralized"], "distributed runs only"),
+        (["--update-hook", "sometimes"], "invalid choice"),
     ],
 )
-def test_bad_input_gives_one_line_and_exit_code_2(args, fragment):
-    proc = run(*args)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_bad_input_gives_one_line_naming_the_flag(args, fragment, capsys):
+    assert fragment in fails_with(example_1.main, args, capsys)
 
 
-def test_unwritable_out_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    proc = run("--out", str(folder / "r.pkl"))
-    folder.chmod(0o700)
-    if proc.returncode != 2:  # root may write anyway
-        pytest.skip("running as a user who can write read-only folders")
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_unwritable_out(tmp_path, capsys):
+    """A folder that is a file cannot hold a result, whoever runs the test."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot" in fails_with(example_1.main, ["--out", str(blocker / "r.pkl")], capsys)
 
 
-def test_help_works():
-    proc = run("--help")
-    assert proc.returncode == 0 and "--check-centralized" in proc.stdout
+def test_every_config_field_is_a_flag_with_its_help_and_default(capsys):
+    with pytest.raises(SystemExit):
+        example_1.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    docs = field_docs(Example1Config)
+    defaults = Example1Config()
+    for name in (f.name for f in dataclasses.fields(Example1Config)):
+        assert flag_name(name) in text, name
+        assert docs.get(name), f"{name} has no entry in a docstring's Attributes section"
+        assert f"(default: {getattr(defaults, name)})" in text, name
+    for flag in ("--config", "--config-from", "--resume", "--out", "--no-centralized"):
+        assert flag in text
 
 
-def test_short_distributed_run_writes_a_result(tmp_path):
-    out = tmp_path / "r.pkl"
-    proc = run(
-        "--steps",
-        "6",
-        "--out",
-        str(out),
-        "--no-progress",
-        "--check-centralized",
-        "--admm-tol",
-        "1e-8",
-        "--admm-iters",
-        "500",
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(ROOT / "example_1" / "example_1.py")],
+        ["-m", "reproduction.example_1.example_1"],
+        [str(ROOT / "power_system" / "q_learning_power.py")],
+        ["-m", "reproduction.power_system.q_learning_power"],
+    ],
+)
+def test_scripts_run_as_files_and_as_modules(command, tmp_path):
+    """No path edits: both forms find the package and their example's modules, from any
+    working directory."""
+    proc = subprocess.run(
+        [sys.executable, *command, "--help"], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert "qpOASES" not in proc.stdout  # solver banners are kept out of the terminal
-    r = load_result(out)
+    assert "--rho" in proc.stdout and "--learning-rate" in proc.stdout
+
+
+def _run(main, tmp_path, name, *args):
+    out = tmp_path / f"{name}.pkl"
+    assert main([*args, "--no-progress", "--out", str(out)]) == 0
+    return load_result(out)
+
+
+def test_short_distributed_run_writes_a_result(tmp_path, capsys):
+    r = _run(
+        example_1.main,
+        tmp_path,
+        "r",
+        *("--steps", "6", "--check-centralized", "--admm-tol", "1e-8", "--admm-iters", "500"),
+    )
+    assert "qpOASES" not in capsys.readouterr().out  # solver banners stay out of the terminal
     assert r["status"] == "completed" and r["mode"] == "distributed"
     assert r["states"].shape == (7, 6) and r["actions"].shape == (6, 3)
     assert r["costs"].shape == (6,) and r["td_errors"].shape == (6,)
@@ -79,6 +114,7 @@ def test_short_distributed_run_writes_a_result(tmp_path):
     # V at s_0 and after every step, Q only at the 2 steps that follow an update (3 and 5)
     assert r["admm_iterations"].shape == (9,)
     assert r["config"]["steps"] == 6 and r["config"]["check_centralized"] is True
+    assert r["config"]["admm_iters"] == 500 and r["config"]["admm_tol"] == 1e-8
     check = r["centralized_check"]
     assert len(check["q_error"]) == 2 and max(check["q_error"]) < 1e-6
     assert len(check["gradient_error"]) == 9 and max(check["gradient_error"]) < 1e-4
@@ -86,23 +122,63 @@ def test_short_distributed_run_writes_a_result(tmp_path):
     assert r["wall_time_s"] > 0 and np.isfinite(r["ms_per_step"])
 
 
-POWER_SCRIPT = str(ROOT / "power_system" / "q_learning_power.py")
+def test_rho_and_learning_rate_flags_change_the_run(tmp_path):
+    base = _run(example_1.main, tmp_path, "base", "--steps", "8")
+    rho = _run(example_1.main, tmp_path, "rho", "--steps", "8", "--rho", "2.0")
+    lr = _run(example_1.main, tmp_path, "lr", "--steps", "8", "--learning-rate", "1e-3")
+    assert rho["config"]["rho"] == 2.0 and lr["config"]["learning_rate"] == 1e-3
+    # rho changes ADMM's path (its iterations), not the MPC's solution
+    assert not np.array_equal(base["admm_iterations"], rho["admm_iterations"])
+    np.testing.assert_allclose(base["params"]["b_0"], rho["params"]["b_0"], atol=1e-6)
+    # the learning rate changes every update
+    step_base = base["params"]["b_0"][1] - base["params"]["b_0"][0]
+    step_lr = lr["params"]["b_0"][1] - lr["params"]["b_0"][0]
+    np.testing.assert_allclose(step_lr, step_base * 1e-3 / 6e-5, rtol=1e-6)
 
 
-def test_power_script_bad_input_and_a_one_episode_run(tmp_path):
-    bad = subprocess.run(
-        [sys.executable, POWER_SCRIPT, "--episodes", "0"], capture_output=True, text=True
+def test_settings_from_toml_and_from_a_result_file(tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text("steps = 4\nrho = 1.5\nlearning_rate = 1e-4\nseed = 3\n")
+    first = _run(example_1.main, tmp_path, "a", "--config", str(toml), "--learning-rate", "2e-4")
+    assert first["config"]["steps"] == 4 and first["config"]["rho"] == 1.5
+    assert first["config"]["seed"] == 3
+    assert first["config"]["learning_rate"] == 2e-4  # the flag wins over the file
+    repeat = _run(example_1.main, tmp_path, "b", "--config-from", str(tmp_path / "a.pkl"))
+    assert repeat["config"] == first["config"]
+    for key in ("states", "actions", "td_errors", "admm_iterations"):
+        np.testing.assert_array_equal(repeat[key], first[key])
+    for name, history in first["params"].items():
+        np.testing.assert_array_equal(repeat["params"][name], history)
+    # a [config] table is read too
+    toml.write_text("[config]\nsteps = 2\n")
+    assert _run(example_1.main, tmp_path, "c", "--config", str(toml))["config"]["steps"] == 2
+
+
+def test_bad_settings_files(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("steps = [\n")
+    assert "not valid TOML" in fails_with(example_1.main, ["--config", str(bad)], capsys)
+    bad.write_text("stepz = 4\n")
+    assert "unknown setting(s) stepz" in fails_with(example_1.main, ["--config", str(bad)], capsys)
+    bad.write_text('steps = "many"\n')
+    assert "steps must be a int" in fails_with(example_1.main, ["--config", str(bad)], capsys)
+    missing = tmp_path / "none.toml"
+    assert "cannot read" in fails_with(example_1.main, ["--config", str(missing)], capsys)
+    not_result = tmp_path / "r.pkl"
+    save_result(not_result, {"kind": "training"})
+    assert "records no config" in fails_with(
+        example_1.main, ["--config-from", str(not_result)], capsys
     )
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    out = tmp_path / "p.pkl"
-    proc = subprocess.run(
-        [sys.executable, POWER_SCRIPT, "--episodes", "1", "--no-progress", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    power = tmp_path / "p.pkl"
+    save_result(power, {"config": {"episodes": 3}})
+    assert "unknown setting(s) episodes" in fails_with(
+        example_1.main, ["--config-from", str(power)], capsys
     )
-    assert proc.returncode == 0, proc.stderr
-    r = load_result(out)
+
+
+def test_power_script_bad_input_and_a_one_episode_run(tmp_path, capsys):
+    assert "--episodes" in fails_with(q_learning_power.main, ["--episodes", "0"], capsys)
+    r = _run(q_learning_power.main, tmp_path, "p", "--episodes", "1")
     assert r["status"] == "completed" and r["steps_completed"] == 100
     assert r["states"].shape == (101, 16) and r["actions"].shape == (100, 4)
     assert r["episode_costs"].shape == (1,) and r["episode_td_errors"].shape == (1,)

@@ -222,3 +222,55 @@ def test_results_table_reads_the_data_and_rewrites_the_readme(tmp_path, capsys):
     with pytest.raises(SystemExit):
         results_table.rewrite_readme(readme, text)
     assert "needs one" in capsys.readouterr().err
+
+
+def _plotted(fig) -> list[np.ndarray]:
+    """The y data of every line of every axes of ``fig``."""
+    return [np.asarray(line.get_ydata(), dtype=float) for ax in fig.axes for line in ax.lines]
+
+
+def _drawn(fig, expected) -> bool:
+    expected = np.asarray(expected, dtype=float)
+    return any(y.shape == expected.shape and np.allclose(y, expected) for y in _plotted(fig))
+
+
+def test_figures_draw_the_data(data):
+    """Each figure function draws the arrays of its result files, not merely a file."""
+    from marl_dmpc.results import load_result
+    from reproduction.plotting import figures
+
+    def load(name):
+        return load_result(data / f"{name}.pkl")
+
+    dist, cent = load("example_1/distributed"), load("example_1/centralized")
+    fig = figures.example_1_training_states(dist)
+    assert _drawn(fig, dist["states"][:, 2]) and _drawn(fig, dist["actions"][:, 2])
+    fig = figures.example_1_td_and_cost(dist, cent)
+    assert _drawn(fig, dist["td_errors"]) and _drawn(fig, dist["costs"])
+    fig = figures.example_1_parameters(dist, cent, agent=1)
+    assert _drawn(fig, dist["params"]["A_c_1_2"][:, 1, 0])
+    assert not _drawn(fig, dist["params"]["A_c_0_1"][:, 1, 0])  # another agent's
+    evaluation, baselines = load("example_1/distributed_eval"), load("example_1/baselines")
+    fig = figures.example_1_evaluation(evaluation, baselines)
+    assert _drawn(fig, evaluation["episode_costs"][:, 0])
+    nominal = float(np.mean(baselines["episode_costs"][0]))
+    assert _drawn(fig, [nominal, nominal])
+    dual = load("example_1/admm_dual_error")
+    fig = figures.example_1_dual_error(dual)
+    assert _drawn(fig, np.median(dual["dual_errors"][1], axis=0))
+
+    power = load("power_system/distributed")
+    fig = figures.power_td_and_cost(power)
+    assert _drawn(fig, power["episode_td_errors"]) and _drawn(fig, power["episode_costs"])
+    fig = figures.power_states(power)
+    assert _drawn(fig, power["states"][-1][:, 12])  # angle of area 4, last episode
+    fig = figures.power_parameters(power, area=2)
+    assert _drawn(fig, power["params"]["Q_x_2"][:, 1, 2])
+    learned, base = load("power_system/distributed_eval"), load("power_system/baselines")
+    fig = figures.power_boxplots([("learned", learned)], base)
+    medians = [np.median(learned["episode_costs"][0]), np.median(base["episode_costs"][1])]
+    for median in medians:
+        assert _drawn(fig, [median, median])  # the boxes' median lines
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

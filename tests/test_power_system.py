@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 
 from marl_dmpc.admm import AdmmCoordinator
-from marl_dmpc.discretization import squarings_for, zero_order_hold
+from marl_dmpc.discretization import SCALED_NORM, squarings_for, zero_order_hold
 from marl_dmpc.envs import StepRecorder, mpc_parameters
 from marl_dmpc.learning import CentralizedCheck
 from marl_dmpc.local_mpc import LocalMpc
@@ -57,7 +57,29 @@ def test_symbolic_zero_order_hold_at_the_true_values_equals_expm(area):
     Ad_ref, held_ref = expm_zoh(A, np.hstack((B, L, *A_c)), model.TS)
     assert np.abs(Ad_num - Ad_ref).max() < 1e-10
     assert np.abs(held_num - held_ref).max() < 1e-10
-    assert squarings_for(A, model.TS) >= squarings_for(A, model.TS, margin=1.0)
+
+
+@pytest.mark.parametrize("area", range(model.N_AREAS))
+def test_symbolic_zero_order_hold_keeps_its_accuracy_away_from_the_nominal_values(area):
+    """The squarings are chosen at the nominal tie-line coefficients with a margin of 4:
+    the minimal number that scales 4 ||A ts|| to at most SCALED_NORM, and with them the
+    discretization still equals expm at coefficients twice and half the nominal ones."""
+    neighbours = model.network().neighbours(area)
+    true = [model.P_TIE[area, j] for j in neighbours]
+    A = model.area_matrices(area, true)[0]
+    s = squarings_for(A, model.TS)
+    norm = 4 * np.abs(A).sum(axis=0).max() * model.TS
+    assert norm / 2**s <= SCALED_NORM and (s == 0 or norm / 2 ** (s - 1) > SCALED_NORM)
+    tie = [cs.SX.sym(f"P_{j}") for j in neighbours]
+    Ad, Bd, Ld, couplings = PowerSystemMpc(5, 0.9).discrete_model(area, tie)
+    evaluate = cs.Function("zoh", tie, [Ad, cs.horzcat(Bd, Ld, *couplings)])
+    for factor in (0.5, 2.0):
+        moved = [factor * p for p in true]
+        Ad_num, held_num = (np.asarray(v) for v in evaluate(*moved))
+        A_m, B, L, A_c = model.area_matrices(area, moved)
+        Ad_ref, held_ref = expm_zoh(A_m, np.hstack((B, L, *A_c)), model.TS)
+        assert np.abs(Ad_num - Ad_ref).max() < 1e-10, factor
+        assert np.abs(held_num - held_ref).max() < 1e-10, factor
 
 
 def test_plant_without_noise_matches_the_discrete_model():
