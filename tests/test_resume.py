@@ -183,3 +183,38 @@ def test_resume_refuses_other_settings_and_files(tmp_path):
         _command("power_system", [], "--resume", str(checkpoint)), capture_output=True, text=True
     )
     assert proc.returncode == 2 and "checkpoint of 'example_1'" in proc.stderr
+
+
+def test_ctrl_c_and_resume_in_process(tmp_path, monkeypatch, capsys):
+    """The same, in this process (so coverage sees the checkpoint and resume code): a
+    SIGINT raised during step 13 stops the run at its next checkpoint boundary, with a
+    checkpoint and a partial result; ``--resume`` completes it to the uninterrupted run."""
+    from reproduction.example_1 import example_1
+    from reproduction.example_1.env import CoupledLinearSystemsEnv
+
+    flags = ["--steps", "30", "--no-progress", "--checkpoint-every", "0"]
+    full_out, out, checkpoint = tmp_path / "full.pkl", tmp_path / "r.pkl", tmp_path / "r.ck.pkl"
+    assert example_1.main([*flags, "--out", str(full_out)]) == 0
+    step, calls = CoupledLinearSystemsEnv.step, []
+
+    def interrupted_step(self, action):
+        calls.append(1)
+        if len(calls) == 13:
+            signal.raise_signal(signal.SIGINT)
+        return step(self, action)
+
+    monkeypatch.setattr(CoupledLinearSystemsEnv, "step", interrupted_step)
+    code = example_1.main([*flags, "--out", str(out), "--checkpoint", str(checkpoint)])
+    monkeypatch.setattr(CoupledLinearSystemsEnv, "step", step)
+    assert code == 130 and checkpoint.exists()
+    assert f"resume with --resume {checkpoint}" in capsys.readouterr().out
+    partial, saved = load_result(out), load_result(checkpoint)
+    assert partial["status"] == "interrupted" and saved["steps_completed"] == 14  # after an update
+    assert partial["steps_completed"] == 14
+    err = "differs from the checkpoint's"
+    with pytest.raises(SystemExit):
+        example_1.main(["--resume", str(checkpoint), "--rho", "1.0"])
+    assert err in capsys.readouterr().err
+    assert example_1.main(["--resume", str(checkpoint), "--no-progress"]) == 0
+    assert not checkpoint.exists()
+    _assert_same_run(load_result(out), load_result(full_out), saved)
