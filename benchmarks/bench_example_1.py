@@ -17,7 +17,6 @@ runs' final parameters. Figures only, no pass/fail.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from marl_dmpc.cli import benchmark_parser, fail
 from marl_dmpc.results import load_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,10 @@ def run(name: str, flags: list[str], steps: int, seed: int, folder: Path) -> dic
         str(out),
         *flags,
     ]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no message"]
+        fail(f"the {name} run failed: {lines[-1]}")
     return load_result(out)
 
 
@@ -74,11 +77,9 @@ def summary(name: str, result: dict) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser("bench_example_1.py", __doc__, "--steps", 300, "training steps")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         results = {
             name: run(name, flags, args.steps, args.seed, Path(folder))
@@ -96,7 +97,8 @@ def main() -> None:
     pa, pb = results["release"]["params"], results["default"]["params"]
     gap = max(float(np.abs(pa[k][-1] - pb[k][-1]).max()) for k in pa)
     print(f"max abs difference of the final parameters: {gap:.2e}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,11 +11,12 @@ mean. Figures only, no pass/fail.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 import numpy as np
 
+from marl_dmpc.cli import benchmark_parser
 from marl_dmpc.envs import StepRecorder
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.power_system import q_learning_power as script
@@ -44,11 +45,9 @@ def measure(centralized: bool, episodes: int, seed: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=2, help="episodes per mode")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser("bench_power.py", __doc__, "--episodes", 2, "episodes per mode")
+    args = parser.parse_args(argv)
     print(f"power system, {args.episodes} episodes per mode, seed {args.seed}")
     rows = {
         "distributed": measure(False, args.episodes, args.seed),
@@ -58,7 +57,8 @@ def main() -> None:
     print(" | ".join(["mode", *columns]))
     for mode, row in rows.items():
         print(" | ".join([mode, *(f"{row[c]:.4g}" for c in columns)]))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

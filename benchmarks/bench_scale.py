@@ -14,13 +14,14 @@ the two Q values, and the set-up time. Figures only, no pass/fail.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 import numpy as np
 from mpcrl import Agent
 
 from marl_dmpc.admm import AdmmCoordinator
+from marl_dmpc.cli import benchmark_parser, positive_int_list
 from marl_dmpc.local_mpc import LocalMpc
 from marl_dmpc.mpc import (
     INIT_ACTION,
@@ -29,7 +30,7 @@ from marl_dmpc.mpc import (
     state_name,
 )
 from marl_dmpc.network import Network
-from marl_dmpc.solvers import quiet_solvers
+from marl_dmpc.solvers import SOLVER_CHOICES, quiet_solvers
 from marl_dmpc.threads import single_threaded_blas
 from reproduction.example_1 import model
 from reproduction.example_1.config import Example1Config
@@ -96,21 +97,25 @@ def measure(n: int, steps: int, seed: int, centralized_solver: str) -> dict[str,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agents", default="3,10,30,100", help="comma-separated chain sizes")
-    parser.add_argument("--steps", type=int, default=30, help="closed-loop steps per size")
-    parser.add_argument("--seed", type=int, default=1)
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(
+        "bench_scale.py", __doc__, "--steps", 30, "closed-loop steps per size"
+    )
+    parser.add_argument(
+        "--agents",
+        type=positive_int_list,
+        default=[3, 10, 30, 100],
+        help="chain sizes, comma-separated; default 3,10,30,100",
+    )
     parser.add_argument(
         "--centralized-solver",
+        choices=SOLVER_CHOICES,
         default="osqp",
-        help="solver of the centralized MPC (sparse: qpOASES is dense and cubic in n)",
+        help="solver of the centralized MPC (sparse: qpOASES is dense and cubic in n); "
+        "default %(default)s",
     )
-    args = parser.parse_args()
-    try:
-        sizes = [int(a) for a in args.agents.split(",")]
-    except ValueError:
-        parser.error(f"--agents must be comma-separated integers; got {args.agents!r}")
+    args = parser.parse_args(argv)
+    sizes = args.agents
     if any(size < 2 for size in sizes):
         parser.error("every chain needs at least 2 agents")
     print(f"chains of example 1's system, {args.steps} closed-loop steps, seed {args.seed}")
@@ -126,7 +131,8 @@ def main() -> None:
                 " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()),
                 flush=True,
             )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,18 +18,21 @@ import numpy as np
 from marl_dmpc.admm import AdmmCoordinator
 from marl_dmpc.cli import (
     OneLineArgumentParser,
+    add_output_flags,
     nonnegative_int,
-    output_path,
     positive_int,
     positive_int_list,
 )
 from marl_dmpc.config import AdmmSettings
+from marl_dmpc.driver import claim_output
 from marl_dmpc.results import save_result, single, versions
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.example_1.config import Example1Config
 from reproduction.example_1.env import CoupledLinearSystemsEnv
 from reproduction.example_1.example_1 import build_learner
 
+#: The default result file (with _2, _3, ... if it exists).
+DEFAULT_OUT = "runs/example_1_admm_dual_error.pkl"
 ITERATIONS = (1, 2, 5, 10, 20, 30, 40, 50, 70, 100, 150, 200)
 
 
@@ -84,13 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed of the episode's noise; default 0"
     )
-    parser.add_argument(
-        "--out",
-        type=output_path,
-        default="runs/example_1_admm_dual_error.pkl",
-        help="result file; default %(default)s",
-    )
+    add_output_flags(parser, DEFAULT_OUT)
     args = parser.parse_args(argv)
+    outputs, out = claim_output(args.out, DEFAULT_OUT, args.overwrite)
     config = Example1Config()
     start = time.perf_counter()
     with quiet_solvers():
@@ -106,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": wall,
         "versions": versions(),
     }
-    save_result(args.out, result)
+    save_result(out, result, outputs)
     median = np.median(errors, axis=1)
     print("iterations | " + " | ".join(labels))
     for t, tau in enumerate(args.iterations):
         print(f"{tau} | " + " | ".join(f"{median[v, t]:.3g}" for v in range(len(labels))))
-    print(f"median over {args.states} states; {wall:.1f} s; result written to {args.out}")
+    print(f"median over {args.states} states; {wall:.1f} s; result written to {out}")
     return 0
 
 

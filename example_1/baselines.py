@@ -31,6 +31,8 @@ from reproduction.example_1.env import CoupledLinearSystemsEnv
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
+#: The default result file (with _2, _3, ... if it exists).
+DEFAULT_OUT = "runs/example_1_baselines.pkl"
 #: Every scenario adds a fixed disturbance from U[DISTURBANCE_LOW, 0] to every state.
 DISTURBANCE_LOW = -0.1
 
@@ -104,9 +106,12 @@ def run_baseline(job: tuple[str, int, int, int, int, str]) -> dict[str, np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
-    add_baseline_flags(parser, [10, 25], "ipopt", "runs/example_1_baselines.pkl")
-    add_evaluation_flags(parser, 100, default_workers())
+    add_baseline_flags(parser, [10, 25], "ipopt")
+    add_evaluation_flags(parser, 100, default_workers(), DEFAULT_OUT)
     args = parser.parse_args(argv)
+    nx, nu = model.N_AGENTS * model.NX, model.N_AGENTS * model.NU
+    driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, nx, args.workers)
+    outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
     rows = controllers(args.scenarios)
     jobs = [(kind, K, args.seed, args.eval_seed, args.steps, args.solver) for _, kind, K in rows]
     episodes, wall_time = driver.run_evaluation(run_baseline, jobs, args.workers)
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    return driver.write_evaluation(args.out, result, "controller", result["labels"])
+    return driver.write_evaluation(outputs, out, result, "controller", result["labels"])
 
 
 if __name__ == "__main__":

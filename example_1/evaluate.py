@@ -21,7 +21,6 @@ from marl_dmpc.cli import (
     add_evaluation_flags,
     fail,
     nonnegative_int_list,
-    output_path,
 )
 from marl_dmpc.evaluation import (
     LearnedPolicy,
@@ -61,10 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         help="numbers of updates to evaluate, comma-separated; default: the paper's "
         "checkpoints up to the file's last update, and that one",
     )
-    add_evaluation_flags(parser, 100, default_workers())
-    parser.add_argument(
-        "--out", type=output_path, default=None, help="result file; default RESULT_eval.pkl"
-    )
+    add_evaluation_flags(parser, 100, default_workers(), "RESULT_eval.pkl")
     args = parser.parse_args(argv)
     try:
         result = load_result(args.result)
@@ -75,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             updates = sorted({u for u in PAPER_UPDATES if u <= last} | {last})
         values = [parameters_after(result, u) for u in updates]
     except ResultFileError as err:
-        fail(f"{args.result}: {err}")
-    out = driver.evaluation_out(args.out, args.result)
+        fail(f"{args.result}: {err}", driver.EXIT_CODES["bad input"])
+    default = args.result.with_name(f"{args.result.stem}_eval.pkl")
+    outputs, out = driver.claim_output(args.out, default, args.overwrite, args.result)
+    driver.check_finished(result, args.result)
     jobs = [(dataclasses.asdict(config), v, args.eval_seed, args.steps) for v in values]
     episodes, wall_time = driver.run_evaluation(run_checkpoint, jobs, args.workers)
     evaluation = evaluation_result(
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    return driver.write_evaluation(out, evaluation, "updates", updates)
+    return driver.write_evaluation(outputs, out, evaluation, "updates", updates)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ build and 40 ms per solve, most of it in evaluating its expression graph.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,63 @@ from .solvers import solver_setup
 
 #: Curvature added to the slacks' cost (``0.5 eps s^2``, negligible next to ``c s``).
 SLACK_REGULARIZATION = 1e-8
+
+
+class ProblemTooLarge(ValueError):
+    """A problem would not fit in the memory available; the message is one line."""
+
+
+def scenario_mpc_bytes(scenarios: int, nx: int, nu: int, horizon: int, rows: int) -> int:
+    """An estimate of the peak memory of building a :class:`ScenarioMpc` (its dense
+    matrices, counted twice for the copies made while converting them), in bytes."""
+    K, N = scenarios, horizon
+    n_u, n_s = N * nu, K * rows * N
+    n = n_u + n_s
+    # Phi, Gamma, Psi, 2 Q Gamma, C Phi and C Psi of one scenario
+    per_scenario = N * nx * (nx + 2 * N * nu + N * nx) + rows * N * (nx + N * nx)
+    return 8 * 2 * (n * n + 2 * n_s * n + K * per_scenario)
+
+
+def available_memory() -> int:
+    """The memory available to new allocations, in bytes (``MemAvailable`` of Linux,
+    else the free physical pages)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_scenario_size(
+    scenarios: int, nx: int, nu: int, horizon: int, rows: int, copies: int = 1
+) -> None:
+    """Refuse a scenario MPC that would not fit in memory (``copies`` built at once).
+
+    Raises
+    ------
+    ProblemTooLarge
+        Naming the size needed and available.
+    """
+    need = copies * scenario_mpc_bytes(scenarios, nx, nu, horizon, rows)
+    available = available_memory()
+    if need > available:
+        at_once = f", {copies} at once" if copies > 1 else ""
+        raise ProblemTooLarge(
+            f"a scenario MPC with K={scenarios} scenarios needs about {_size(need)} of memory"
+            f"{at_once}, more than the {_size(available)} available; use fewer scenarios"
+            + (" or fewer --workers" if copies > 1 else "")
+        )
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n_bytes < 1024 or unit == "TiB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    raise AssertionError  # unreachable
 
 
 @dataclass(frozen=True)
@@ -133,6 +191,7 @@ class ScenarioMpc:
         if A.ndim != 3 or B.ndim != 3 or A.shape[0] != B.shape[0]:
             raise ValueError("A and B must be stacks of one model per scenario")
         K, nx, nu, N = A.shape[0], A.shape[1], B.shape[2], horizon
+        check_scenario_size(K, nx, nu, N, np.shape(bounds.C)[0])
         self.n_scenarios, self.nx, self.nu, self.horizon = K, nx, nu, N
         Q = np.asarray(Q, dtype=float)
         Q_N = Q if Q_terminal is None else np.asarray(Q_terminal, dtype=float)

@@ -22,8 +22,12 @@ it up to the solvers' round-off.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -33,11 +37,79 @@ import numpy.typing as npt
 
 #: Units of ``--checkpoint-every``.
 UNITS = ("steps", "episodes")
+#: The version of the checkpoint layout; a checkpoint of another version is refused.
+CHECKPOINT_FORMAT = 1
+#: The signals that ask a run to stop at its next checkpoint boundary.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingStopped(KeyboardInterrupt):
-    """Raised by :class:`Checkpointer` after saving, when the user asked the run to stop
-    (Ctrl-C)."""
+    """Raised by :class:`Checkpointer` after saving, when the run was asked to stop
+    (Ctrl-C or SIGTERM)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file does not hold what a checkpoint holds; the message is one line."""
+
+
+def config_fingerprint(config: Any) -> str:
+    """A short hash of a config dataclass's values (a checkpoint's header records it)."""
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _nonnegative_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0
+
+
+def validate_checkpoint(data: Mapping[str, Any], example: str) -> None:
+    """Check a loaded checkpoint file's header and the layout of what it saved.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the first thing that is wrong.
+    """
+    if data.get("kind") != "checkpoint":
+        raise CheckpointError(f"not a checkpoint (its kind is {data.get('kind')!r})")
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {data.get('format')!r}; this version reads {CHECKPOINT_FORMAT}"
+        )
+    if data.get("example") != example:
+        raise CheckpointError(f"a checkpoint of {data.get('example')!r}, not {example!r}")
+    required = {
+        "config": dict,
+        "fingerprint": str,
+        "out": str,
+        "steps_completed": int,
+        "wall_time_s": float,
+        "training": dict,
+    }
+    for key, kind in required.items():
+        if key not in data:
+            raise CheckpointError(f"it lacks {key!r}")
+        value = data[key]
+        if kind is int and not _nonnegative_int(value):
+            raise CheckpointError(f"{key} must be an integer >= 0; got {value!r}")
+        if kind is float and not (isinstance(value, int | float) and math.isfinite(value)):
+            raise CheckpointError(f"{key} must be a finite number; got {value!r}")
+        if kind in (dict, str) and not isinstance(value, kind):
+            raise CheckpointError(f"{key} must be a {kind.__name__}")
+    training = data["training"]
+    for key in ("position", "rng", "env", "learner"):
+        if not isinstance(training.get(key), dict):
+            raise CheckpointError(f"training state lacks {key!r}")
+    position = training["position"]
+    for key in ("episode", "timestep", "steps"):
+        if not _nonnegative_int(position.get(key)):
+            raise CheckpointError(f"position {key} must be an integer >= 0")
+    if position["steps"] != data["steps_completed"]:
+        raise CheckpointError("its step counts disagree")
+    learner = training["learner"]
+    for key in ("parameters", "optimizers", "exploration", "experience", "log"):
+        if key not in learner:
+            raise CheckpointError(f"learner state lacks {key!r}")
 
 
 @dataclass
@@ -141,6 +213,7 @@ class Checkpointer:
         self._save = save
         self._next = (done // every + 1) * every if every else None
         self.stop_requested = False
+        self.stop_signal: int | None = None
         self.saved = 0
 
     def at_boundary(self, position: Position, state: Callable[[], dict[str, Any]]) -> bool:
@@ -159,20 +232,23 @@ class Checkpointer:
 
     @contextmanager
     def catching_interrupts(self) -> Iterator[None]:
-        """Turn the first Ctrl-C (SIGINT) into a request to stop at the next checkpoint
-        boundary (only in the main thread; elsewhere Ctrl-C is left alone)."""
+        """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the next
+        checkpoint boundary (:attr:`stop_signal` says which); a second one stops at once.
+        Only in the main thread; elsewhere signals are left alone."""
 
         def request_stop(signum: int, frame: Any) -> None:
-            if self.stop_requested:  # the second Ctrl-C: stop now
+            if self.stop_requested:  # the second signal: stop now
                 raise KeyboardInterrupt
             self.stop_requested = True
+            self.stop_signal = signum
 
         try:
-            previous = signal.signal(signal.SIGINT, request_stop)
+            previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
         except ValueError:  # not the main thread
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -29,7 +29,7 @@ from typing import Any, NoReturn, TypeVar
 import numpy as np
 
 from .config import UPDATE_HOOKS, ConfigError, TrainingConfig
-from .results import ResultFileError, check_writable, load_result
+from .results import ResultFileError, load_result
 from .solvers import SOLVER_CHOICES
 
 ConfigT = TypeVar("ConfigT", bound=TrainingConfig)
@@ -100,14 +100,6 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
-def output_path(text: str) -> Path:
-    """A result file that can be written (see :func:`~marl_dmpc.results.check_writable`)."""
-    try:
-        return check_writable(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -123,10 +115,12 @@ def _number(text: str) -> float:
 
 
 # ------------------------------------------------------ flags of the evaluation scripts
-def add_evaluation_flags(parser: argparse.ArgumentParser, steps: int, workers: int) -> None:
-    """Add the flags of the evaluation scripts: ``--eval-seed`` (the episodes' noise, the
-    same for every controller), ``--steps`` (episode length) and ``--workers``
-    (parallel processes)."""
+def add_evaluation_flags(
+    parser: argparse.ArgumentParser, steps: int, workers: int, out: str
+) -> None:
+    """Add the flags of the evaluation and baseline scripts: ``--eval-seed`` (the
+    episodes' noise, the same for every controller), ``--steps`` (episode length),
+    ``--workers`` (parallel processes) and those of :func:`add_output_flags`."""
     parser.add_argument(
         "--eval-seed",
         type=nonnegative_int,
@@ -142,13 +136,29 @@ def add_evaluation_flags(parser: argparse.ArgumentParser, steps: int, workers: i
         default=workers,
         help="parallel processes; default %(default)s (the number of cores)",
     )
+    add_output_flags(parser, out)
+
+
+def add_output_flags(parser: argparse.ArgumentParser, out: str) -> None:
+    """Add ``--out`` (the result file; ``out`` describes its default) and
+    ``--overwrite``."""
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"result file; default {out}, or with _2, _3, ... if that exists",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing file at --out (without it, nothing is replaced)",
+    )
 
 
 def add_baseline_flags(
-    parser: argparse.ArgumentParser, scenarios: Sequence[int], solver: str, out: str
+    parser: argparse.ArgumentParser, scenarios: Sequence[int], solver: str
 ) -> None:
     """Add the flags of the baseline scripts (defaults given): ``--scenarios`` (the
-    scenario MPC's scenario counts), ``--seed`` (its draws), ``--solver`` and ``--out``."""
+    scenario MPC's scenario counts), ``--seed`` (its draws) and ``--solver``."""
     default = ",".join(str(k) for k in scenarios)
     parser.add_argument(
         "--scenarios",
@@ -165,9 +175,21 @@ def add_baseline_flags(
         default=solver,
         help="solver of the MPCs' QPs; default %(default)s",
     )
+
+
+def benchmark_parser(
+    prog: str, doc: str, length: str, default: int, what: str
+) -> OneLineArgumentParser:
+    """The command line of a benchmark script: its run length (flag ``length``, a
+    positive integer, ``what`` it counts) and ``--seed``."""
+    parser = OneLineArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     parser.add_argument(
-        "--out", type=output_path, default=out, help="result file; default %(default)s"
+        length, type=positive_int, default=default, help=f"{what}; default %(default)s"
     )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=1, help="the runs' seed; default %(default)s"
+    )
+    return parser
 
 
 # --------------------------------------------------------------- flags from a config

@@ -37,6 +37,14 @@ class AverageConsensus:
         self.matrix = np.eye(n) - self.step_size * network.laplacian
         self._power = np.linalg.matrix_power(self.matrix, iterations)
 
+    @property
+    def error_bound(self) -> float:
+        """How far the ``K`` iterations leave the agents from agreement: the spectral norm
+        of ``P^K - 1 1^T / n``, so that ``||x_K - mean 1|| <= bound ||x_0 - mean 1||``
+        (1 with ``K = 0``; it falls as the iterations mix the graph)."""
+        n = self.network.n_agents
+        return float(np.linalg.norm(self._power - np.full((n, n), 1.0 / n), 2))
+
     def average(self, values: npt.ArrayLike) -> npt.NDArray[np.floating]:
         """Every agent's estimate of the average of ``values`` (one entry, or one row,
         per agent)."""

@@ -4,14 +4,16 @@ An example's training script describes its example as a :class:`TrainingExample`
 name, config class and what a config trains) and calls :meth:`TrainingExample.main`:
 the flags are generated from the config (:mod:`marl_dmpc.cli`), the run is trained and
 saved by :func:`~marl_dmpc.runs.train_and_save`, and a one-line summary is printed.
-:func:`evaluation_out`, :func:`run_evaluation` and :func:`write_evaluation` are the
-common steps of the evaluation and baseline scripts.
+:func:`claim_output`, :func:`check_finished`, :func:`check_scenario_sizes`,
+:func:`run_evaluation` and :func:`write_evaluation` are the common steps of the evaluation
+and baseline scripts. :data:`EXIT_CODES` are the exit codes of every script.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 
 from mpcrl import MpcSolverError
 
+from .baselines import ProblemTooLarge, check_scenario_size
+from .checkpoints import CheckpointError, config_fingerprint, validate_checkpoint
 from .cli import (
     OneLineArgumentParser,
     add_config_flags,
@@ -30,9 +34,17 @@ from .cli import (
 )
 from .config import TrainingConfig
 from .evaluation import result_table, run_jobs
-from .results import ResultFileError, check_writable, load_result, save_result
+from .files import OutputError, Outputs, fresh_path
+from .results import ResultFileError, load_result, save_result
 from .runs import TrainingRun, TrainingSetup, checkpoint_path, train_and_save
 from .solvers import quiet_solvers
+
+#: The exit codes of the scripts; an interrupted run exits with 128 + the signal's
+#: number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+EXIT_CODES = {"completed": 0, "failed": 1, "bad input": 2, "interrupted": 130}
+#: Above this consensus error bound (see
+#: :attr:`~marl_dmpc.consensus.AverageConsensus.error_bound`) a run ends with a warning.
+CONSENSUS_WARNING = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +76,14 @@ class TrainingExample:
         parser.add_argument(
             "--out",
             default=None,
-            help="result pickle; default runs/<example>_<mode>_seed<seed>.pkl",
+            help="result pickle; default runs/<example>_<mode>_seed<seed>.pkl, or with _2, "
+            "_3, ... if that exists",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace existing files at --out and --checkpoint (without it, a run never "
+            "replaces or deletes a file it did not create)",
         )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         parser.add_argument(
@@ -89,22 +108,18 @@ class TrainingExample:
         """What the command line ``argv`` asks for (errors end the program with 2)."""
         parser = self.parser()
         args = parser.parse_args(argv)
+        outputs = Outputs(args.overwrite)
         resume = None
         if args.resume is None:
             config, _ = parse_config(parser, self.config_type, args)
-            out = args.out or f"runs/{self.name}_{config.mode}_seed{config.seed}.pkl"
+            default = fresh_path(f"runs/{self.name}_{config.mode}_seed{config.seed}.pkl")
+            out = default if args.out is None else args.out
+            own_checkpoint = None
         else:
             if args.config is not None or args.config_from is not None:
                 parser.error("--resume continues a run with its own settings; drop --config")
             resume = self._read_checkpoint(parser, args.resume)
-            try:
-                config = make_config(
-                    self.config_type,
-                    resume["config"],
-                    dict.fromkeys(resume["config"], f"--resume {args.resume}"),
-                )
-            except ValueError as err:
-                parser.error(str(err))
+            config = resume["config"]
             _, given = parse_config(parser, self.config_type, args)
             for name, value in given.items():
                 if value != getattr(config, name):
@@ -112,39 +127,57 @@ class TrainingExample:
                         f"--resume continues the run with its own settings: {flag_name(name)} "
                         f"{value} differs from the checkpoint's {getattr(config, name)}"
                     )
-            out = args.out or resume["out"]
+            out = resume["out"] if args.out is None else args.out
+            own_checkpoint = args.resume.resolve()
         try:
-            out_path = check_writable(out)
-            checkpoint = check_writable(
-                args.checkpoint or args.resume or checkpoint_path(out_path), "--checkpoint"
+            out_path = outputs.claim(
+                out, "--out", may_replace=lambda p: resume is not None and _partial(p, config)
             )
-        except ValueError as err:
+            checkpoint = Path(args.checkpoint or args.resume or checkpoint_path(out_path))
+            if checkpoint.resolve() == out_path.resolve():
+                raise OutputError("--checkpoint must differ from --out")
+            checkpoint = outputs.claim(
+                checkpoint, "--checkpoint", may_replace=lambda p: p.resolve() == own_checkpoint
+            )
+        except OutputError as err:
             parser.error(str(err))
-        return TrainingRun(config, out_path, not args.no_progress, checkpoint, resume)
+        return TrainingRun(config, out_path, not args.no_progress, checkpoint, resume, outputs)
 
     def _read_checkpoint(self, parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
+        """The checkpoint file ``path`` of this example, checked (its ``config`` as a
+        config object); any fault ends the program with a one-line error."""
         try:
             data = load_result(path)
-        except ResultFileError as err:
-            parser.error(f"--resume: {err}")
-        if data.get("kind") != "checkpoint":
-            parser.error(f"--resume: {path} is not a checkpoint (its kind is {data.get('kind')!r})")
-        if data.get("example") != self.name:
-            parser.error(
-                f"--resume: {path} is a checkpoint of {data.get('example')!r}, not {self.name!r}"
+            validate_checkpoint(data, self.name)
+            config = make_config(
+                self.config_type, data["config"], dict.fromkeys(data["config"], str(path))
             )
-        missing = [k for k in ("config", "out", "training") if k not in data]
-        if missing:
-            parser.error(f"--resume: {path} lacks {', '.join(missing)}")
-        return data
+            if data["fingerprint"] != config_fingerprint(config):
+                raise CheckpointError("its settings do not match its fingerprint")
+        except (ResultFileError, CheckpointError, ValueError) as err:
+            parser.error(f"--resume: {path}: {err}")
+        return {**data, "config": config}
 
     def run(self, run: TrainingRun) -> int:
         """Build what ``run`` trains (solver banners silenced), train (or resume) and save,
-        print a one-line summary; returns the exit code (0, or 130 if interrupted; a
-        failed MPC ends with a one-line error and 1)."""
+        print a one-line summary; returns the exit code (:data:`EXIT_CODES`)."""
         config = run.config
-        with quiet_solvers():
-            setup = self.setup(config)
+        for warning in config_warnings(config):
+            print(f"warning: {warning}", file=sys.stderr)
+        try:
+            with quiet_solvers():
+                setup = self.setup(config)
+        except KeyboardInterrupt:
+            print("interrupted before training started; nothing was written", file=sys.stderr)
+            return EXIT_CODES["interrupted"]
+        consensus = getattr(setup.learner, "consensus", None)
+        if consensus is not None and consensus.error_bound > CONSENSUS_WARNING:
+            print(
+                f"warning: --consensus-iters {config.consensus_iters} leaves the agents' "
+                f"estimates of the network's sums (stage cost, V, Q) up to "
+                f"{consensus.error_bound:.2g} times their initial disagreement apart",
+                file=sys.stderr,
+            )
         resumed = f" (resumed at step {run.resume['steps_completed']})" if run.resume else ""
         print(f"{setup.label}, {config.mode}, seed {config.seed}{resumed} -> {run.out}", flush=True)
         with quiet_solvers():
@@ -157,27 +190,93 @@ class TrainingExample:
             f"total cost {costs.sum():.4g}{episodes_text}, {result['ms_per_step']:.1f} ms/step; "
             f"result written to {run.out}"
         )
+        capped, solves = int(result["admm_at_cap"]), len(result["admm_iterations"])
+        if capped and config.admm_tol > 0:
+            print(
+                f"warning: ADMM stopped at its iteration cap ({config.admm_iters}) in {capped} "
+                f"of {solves} solves ({100 * capped / solves:.2g} %) without converging",
+                file=sys.stderr,
+            )
         if outcome.status == "interrupted" and run.checkpoint.exists():
             print(f"resume with --resume {run.checkpoint}")
         if outcome.status == "failed":
             fail(outcome.message)
-        return 130 if outcome.status == "interrupted" else 0
+        if outcome.status == "interrupted":
+            return 128 + outcome.signal
+        return EXIT_CODES["completed"]
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """The training script: parse ``argv``, run, return the exit code."""
         return self.run(self.parse_args(argv))
 
 
-# ------------------------------------------------------------------ evaluation steps
-def evaluation_out(out: Path | None, source: Path) -> Path:
-    """``out``, or by default ``source``'s name with ``_eval`` (checked writable; if not,
-    the script ends with a one-line error)."""
-    if out is not None:
-        return out
+def _partial(path: Path, config: TrainingConfig) -> bool:
+    """Whether ``path`` is the unfinished result of a run with ``config`` (which its
+    resumption may replace)."""
     try:
-        return check_writable(source.with_name(source.stem + "_eval.pkl"))
-    except ValueError as err:
-        fail(str(err))
+        result = load_result(path)
+    except ResultFileError:
+        return False
+    return (
+        result.get("kind") == "training"
+        and result.get("status") != "completed"
+        and result.get("config") == dataclasses.asdict(config)
+    )
+
+
+def config_warnings(config: TrainingConfig) -> list[str]:
+    """Settings that are valid but probably not what the user meant."""
+    warnings = []
+    if not config.centralized and config.admm_tol == 0 and config.admm_iters < 10:
+        warnings.append(
+            f"--admm-iters {config.admm_iters} with --admm-tol 0: every solve stops after "
+            f"{config.admm_iters} ADMM iteration(s), far from the MPC's solution"
+        )
+    return warnings
+
+
+# ------------------------------------------------------------------ evaluation steps
+def claim_output(
+    out: str | None, default: str | Path, overwrite: bool, source: Path | None = None
+) -> tuple[Outputs, Path]:
+    """The :class:`~marl_dmpc.files.Outputs` of a script that writes one result (an
+    evaluation, a baseline, a study) and its checked result path: ``out``, or a new path
+    made from ``default``. It never is the ``source`` being evaluated; an existing file
+    needs ``overwrite``. A bad path ends the script with a one-line error and exit
+    code 2."""
+    outputs = Outputs(overwrite)
+    path = Path(out) if out is not None else fresh_path(default)
+    try:
+        if source is not None and path.resolve() == Path(source).resolve():
+            raise OutputError(f"--out {path} is the result being evaluated; give another path")
+        return outputs, outputs.claim(path, "--out")
+    except OutputError as err:
+        fail(str(err), EXIT_CODES["bad input"])
+
+
+def check_finished(result: dict[str, Any], path: Path) -> None:
+    """Warn (stderr) when a training result did not complete."""
+    status = result.get("status", "completed")
+    if status != "completed":
+        print(
+            f"warning: {path} is a run that did not finish (status {status!r}, "
+            f"{result.get('steps_completed', '?')} steps); evaluating its last parameters",
+            file=sys.stderr,
+        )
+
+
+def check_scenario_sizes(
+    scenarios: Sequence[int], nx: int, nu: int, horizon: int, rows: int, workers: int
+) -> None:
+    """End a baseline script with a one-line error (exit code 2) if its largest scenario
+    MPC, built by ``workers`` processes at once, would not fit in memory (see
+    :func:`~marl_dmpc.baselines.check_scenario_size`)."""
+    if not scenarios:
+        return
+    try:
+        check_scenario_size(max(scenarios), nx, nu, horizon, rows, copies=workers)
+    except ProblemTooLarge as err:
+        fail(f"--scenarios: {err}", EXIT_CODES["bad input"])
 
 
 def run_evaluation(
@@ -193,10 +292,12 @@ def run_evaluation(
     return outcomes, time.perf_counter() - start
 
 
-def write_evaluation(out: Path, result: dict[str, Any], first: str, keys: Sequence[Any]) -> int:
+def write_evaluation(
+    outputs: Outputs, out: Path, result: dict[str, Any], first: str, keys: Sequence[Any]
+) -> int:
     """Save an evaluation result, print its table (see
     :func:`~marl_dmpc.evaluation.result_table`) and where it went; the exit code (0)."""
-    save_result(out, result)
+    save_result(out, result, outputs)
     print(result_table(result, first, keys))
     print(f"result written to {out}")
     return 0

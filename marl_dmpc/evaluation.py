@@ -110,7 +110,10 @@ def training_config(result: Mapping[str, Any], config_type: type[ConfigT], examp
         raise ResultFileError("not a training result (no 'kind': 'training' and 'config')")
     if set(config) != {f.name for f in dataclasses.fields(config_type)}:  # type: ignore[arg-type]
         raise ResultFileError(f"not a training result of {example} (its config differs)")
-    return config_type(**config)
+    try:
+        return config_type(**config)
+    except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
+        raise ResultFileError(f"its config is invalid: {err}") from None
 
 
 def parameters_after(result: Mapping[str, Any], update: int) -> dict[str, npt.NDArray]:
@@ -120,12 +123,24 @@ def parameters_after(result: Mapping[str, Any], update: int) -> dict[str, npt.ND
     Raises
     ------
     ResultFileError
-        If the run made fewer updates.
+        If the run made fewer updates, or its parameter histories are malformed.
     """
-    available = int(result["updates"])
+    available, params = result.get("updates"), result.get("params")
+    if not isinstance(available, int | np.integer) or available < 0:
+        raise ResultFileError(f"its 'updates' must be an integer >= 0; got {available!r}")
+    if not isinstance(params, dict) or not params:
+        raise ResultFileError("it holds no parameter histories ('params')")
     if update > available:
         raise ResultFileError(f"it has {available} updates; cannot evaluate after {update}")
-    return {name: history[update] for name, history in result["params"].items()}
+    values = {}
+    for name, history in params.items():
+        history = np.asarray(history)
+        if history.dtype.kind not in "fiu" or history.ndim == 0 or len(history) != available + 1:
+            raise ResultFileError(
+                f"the history of parameter {name!r} must hold {available + 1} numeric entries"
+            )
+        values[name] = history[update]
+    return values
 
 
 def run_episode(

@@ -12,13 +12,14 @@ import os
 import pickle
 import platform
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .files import Outputs
 
 
 class ResultFileError(ValueError):
@@ -101,21 +102,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def save_result(path: str | os.PathLike[str], result: Mapping[str, Any]) -> Path:
-    """Write ``result`` (plain data only) to ``path`` atomically: a temporary file in the
-    same folder is written first and then renamed."""
-    path = Path(path)
-    data = _to_plain(result)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def save_result(
+    path: str | os.PathLike[str], result: Mapping[str, Any], outputs: Outputs | None = None
+) -> Path:
+    """Write ``result`` (plain data only) to ``path`` atomically, under the data-safety
+    rule of :mod:`marl_dmpc.files`: an existing file is replaced only if ``outputs``
+    created it or may replace it (without ``outputs``, never)."""
+    data = pickle.dumps(_to_plain(result), protocol=pickle.HIGHEST_PROTOCOL)
+    return (outputs or Outputs()).write(path, data)
 
 
 def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -140,29 +134,3 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ResultFileError(f"{path} does not hold a result dict (found {type(data).__name__})")
     return data
-
-
-def check_writable(path: str | os.PathLike[str], flag: str = "--out") -> Path:
-    """Make sure a result can be written at ``path`` (its folder is created if needed).
-
-    Raises
-    ------
-    ValueError
-        With a one-line reason, if it cannot.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory; give a file name")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create the folder of {flag} {path}: {err.strerror}") from None
-    try:  # the only reliable test (root passes os.access on read-only mounts)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise ValueError(f"cannot write {flag} {path}: {err.strerror}") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"cannot write {flag} {path}: permission denied")
-    return path

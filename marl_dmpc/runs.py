@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ import numpy.typing as npt
 from gymnasium import Env
 from mpcrl import MpcSolverError
 
-from .checkpoints import Checkpointer
+from .checkpoints import CHECKPOINT_FORMAT, Checkpointer, config_fingerprint
 from .envs import StepRecorder
+from .files import Outputs
 from .learning import CentralizedQLearning, Learner
 from .progress import TrainingProgress
 from .results import save_result, single, versions
@@ -42,6 +44,9 @@ class TrainingRun:
         The checkpoint file.
     resume : dict or None
         The checkpoint to continue from (a checkpoint file's contents).
+    outputs : Outputs
+        The files the run may write (the data-safety rule of :mod:`marl_dmpc.files`):
+        ``out`` and ``checkpoint`` were claimed in it.
     """
 
     config: Any
@@ -49,6 +54,7 @@ class TrainingRun:
     progress: bool
     checkpoint: Path
     resume: dict[str, Any] | None = None
+    outputs: Outputs = dataclasses.field(default_factory=Outputs)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -58,13 +64,15 @@ def checkpoint_path(out: Path) -> Path:
 
 @dataclasses.dataclass
 class RunOutcome:
-    """How a run ended: ``status`` is ``"completed"``, ``"interrupted"`` or
-    ``"failed"`` (then ``message`` says why); ``path`` is the result file."""
+    """How a run ended: ``status`` is ``"completed"``, ``"interrupted"`` (by the signal
+    ``signal``) or ``"failed"`` (then ``message`` says why); ``path`` is the result
+    file."""
 
     status: str
     path: Path
     message: str = ""
     result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    signal: int = signal.SIGINT
 
 
 def training_result(
@@ -107,6 +115,12 @@ def training_result(
         ),
         "params": log.parameter_history(),
         "admm_iterations": np.asarray(log.admm_iterations, dtype=np.int32),
+        "admm_at_cap": int(
+            np.sum(np.asarray(log.admm_iterations) >= getattr(config, "admm_iters", np.inf))
+        ),
+        "consensus_error_bound": (
+            learner.consensus.error_bound if hasattr(learner, "consensus") else float("nan")
+        ),
         "centralized_check": {k: np.asarray(v) for k, v in log.check.items()},
         "steps_completed": steps,
         "updates": len(next(iter(log.parameters.values()), [None])) - 1,
@@ -159,7 +173,7 @@ def train_and_save(
     resume = run.resume or {}
     wall_before = float(resume.get("wall_time_s", 0.0))
     times_before = list(np.asarray(resume.get("step_times_s", ()), dtype=float))
-    status, message = "completed", ""
+    status, message, stop_signal = "completed", "", signal.SIGINT
     start = time.perf_counter()
     ends = [start]
 
@@ -172,7 +186,9 @@ def train_and_save(
     def save_checkpoint(training: dict[str, Any]) -> None:
         checkpoint = {
             "kind": "checkpoint",
+            "format": CHECKPOINT_FORMAT,
             "example": example,
+            "fingerprint": config_fingerprint(config),
             "config": dataclasses.asdict(config),
             "out": str(run.out),
             "steps_completed": training["position"]["steps"],
@@ -181,7 +197,7 @@ def train_and_save(
             "training": training,
             "versions": versions(),
         }
-        save_result(run.checkpoint, checkpoint)
+        save_result(run.checkpoint, checkpoint, run.outputs)
 
     steps_done = int(resume.get("steps_completed", 0))
     done = steps_done
@@ -210,10 +226,12 @@ def train_and_save(
             )
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by the user"
+            stop_signal = checkpointer.stop_signal or signal.SIGINT
         except MpcSolverError as err:
             status, message = "failed", f"an MPC could not be solved: {err}"
     result = training_result(learner, env, config, wall(), status, step_times())
-    save_result(run.out, result)
+    result["example"] = example
+    save_result(run.out, result, run.outputs)
     if status == "completed":
-        run.checkpoint.unlink(missing_ok=True)
-    return RunOutcome(status, run.out, message, result)
+        run.outputs.remove(run.checkpoint)  # only this run's own checkpoint
+    return RunOutcome(status, run.out, message, result, int(stop_signal))

@@ -1,44 +1,81 @@
-"""Write data/README.md: every data file, the command that made it, its wall time (from
-the file itself) and its size.
+"""The list of data files (data/README.md): every data file, the command that made it,
+its wall time (from the file itself) and its size.
 
-    python plotting/data_manifest.py            # rewrites data/README.md
+    python plotting/data_manifest.py            # print the list
+    python plotting/data_manifest.py --write    # replace data/README.md with it
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+from marl_dmpc.cli import OneLineArgumentParser, fail
+from marl_dmpc.driver import EXIT_CODES
+from marl_dmpc.files import OutputError, write_atomic
 from marl_dmpc.results import ResultFileError, load_result
 
-#: Every data file and the command that makes it (run from the repository's root).
-COMMANDS = {
-    "example_1/distributed.pkl": "python example_1/example_1.py --steps 20000 --seed 1 "
-    "--no-progress --out data/example_1/distributed.pkl",
-    "example_1/centralized.pkl": "python example_1/example_1.py --steps 20000 --seed 1 "
-    "--centralized --no-progress --out data/example_1/centralized.pkl",
-    "example_1/distributed_eval.pkl": "python example_1/evaluate.py data/example_1/distributed.pkl "
-    "--out data/example_1/distributed_eval.pkl",
-    "example_1/baselines.pkl": "python example_1/baselines.py --out data/example_1/baselines.pkl",
-    "example_1/admm_dual_error.pkl": "python example_1/admm_dual_error.py "
-    "--out data/example_1/admm_dual_error.pkl",
-    "power_system/distributed.pkl": "python power_system/q_learning_power.py --episodes 100 "
-    "--seed 1 --no-progress --out data/power_system/distributed.pkl",
-    "power_system/centralized.pkl": "python power_system/q_learning_power.py --episodes 100 "
-    "--seed 1 --centralized --no-progress --out data/power_system/centralized.pkl",
-    "power_system/distributed_eval.pkl": "python power_system/evaluate.py "
-    "data/power_system/distributed.pkl --out data/power_system/distributed_eval.pkl",
-    "power_system/centralized_eval.pkl": "python power_system/evaluate.py "
-    "data/power_system/centralized.pkl --out data/power_system/centralized_eval.pkl",
-    "power_system/baselines.pkl": "python power_system/baselines.py "
-    "--out data/power_system/baselines.pkl",
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Every data file: what it holds (:func:`data_kind`) and the command that makes it (run
+#: from the repository's root).
+DATA_FILES = {
+    "example_1/distributed.pkl": (
+        "example_1_training",
+        "python example_1/example_1.py --steps 20000 --seed 1 "
+        "--no-progress --out data/example_1/distributed.pkl",
+    ),
+    "example_1/centralized.pkl": (
+        "example_1_training",
+        "python example_1/example_1.py --steps 20000 --seed 1 "
+        "--centralized --no-progress --out data/example_1/centralized.pkl",
+    ),
+    "example_1/distributed_eval.pkl": (
+        "example_1_evaluation",
+        "python example_1/evaluate.py data/example_1/distributed.pkl "
+        "--out data/example_1/distributed_eval.pkl",
+    ),
+    "example_1/baselines.pkl": (
+        "example_1_baselines",
+        "python example_1/baselines.py --out data/example_1/baselines.pkl",
+    ),
+    "example_1/admm_dual_error.pkl": (
+        "example_1_admm_dual_error",
+        "python example_1/admm_dual_error.py --out data/example_1/admm_dual_error.pkl",
+    ),
+    "power_system/distributed.pkl": (
+        "power_system_training",
+        "python power_system/q_learning_power.py --episodes 100 "
+        "--seed 1 --no-progress --out data/power_system/distributed.pkl",
+    ),
+    "power_system/centralized.pkl": (
+        "power_system_training",
+        "python power_system/q_learning_power.py --episodes 100 "
+        "--seed 1 --centralized --no-progress --out data/power_system/centralized.pkl",
+    ),
+    "power_system/distributed_eval.pkl": (
+        "power_system_evaluation",
+        "python power_system/evaluate.py "
+        "data/power_system/distributed.pkl --out data/power_system/distributed_eval.pkl",
+    ),
+    "power_system/centralized_eval.pkl": (
+        "power_system_evaluation",
+        "python power_system/evaluate.py "
+        "data/power_system/centralized.pkl --out data/power_system/centralized_eval.pkl",
+    ),
+    "power_system/baselines.pkl": (
+        "power_system_baselines",
+        "python power_system/baselines.py --out data/power_system/baselines.pkl",
+    ),
 }
 
 HEADER = """# Data: the full reproduction runs
 
 Every file here was written by this repository's scripts with the command beside it (run
-from the repository's root, on a 2-core machine); `python plotting/make_figures.py` draws
-the paper's figures from them and `python plotting/data_manifest.py` rewrites this list.
+from the repository's root, on a 2-core machine; add `--overwrite` to replace a file that
+exists); `python plotting/make_figures.py` draws the paper's figures from them and
+`python plotting/data_manifest.py --write` rewrites this list.
 The format of each file is described in docs/results.md. Wall
 times are the ones the files record (the work itself, without Python's start-up).
 
@@ -53,23 +90,66 @@ def duration(seconds: float) -> str:
     return f"{int(minutes)} min {seconds:.0f} s"
 
 
+def data_kind(result: dict[str, Any]) -> str:
+    """What a result file holds: its ``kind``, and for a training result its example
+    (``example_1_training``, ``power_system_training``); training files written before
+    results named their example are told apart by their config (example 1 trains for a
+    number of steps, the power system for a number of episodes)."""
+    kind = str(result.get("kind"))
+    if kind != "training":
+        return kind
+    example = result.get("example")
+    config = result.get("config")
+    if example is None and isinstance(config, dict):
+        example = (
+            "example_1" if "steps" in config else "power_system" if "episodes" in config else None
+        )
+    return f"{example}_training" if example else "training"
+
+
+def load_data_file(path: Path, kind: str) -> dict[str, Any]:
+    """The result file ``path``, which must hold ``kind`` data (:func:`data_kind`).
+
+    Raises
+    ------
+    ResultFileError
+        If it cannot be read or holds something else.
+    """
+    result = load_result(path)
+    found = data_kind(result)
+    if found != kind:
+        raise ResultFileError(f"{path} holds {found} data, not the {kind} data expected there")
+    return result
+
+
 def data_files(data: Path) -> list[dict]:
-    """Every data file of :data:`COMMANDS`: its name, command, whether it exists, and if so
-    its result (loaded) and size in MB."""
+    """Every data file of :data:`DATA_FILES`: its name, command, and if it exists its
+    result (loaded and checked) and size in MB; a faulty file ends the script with a
+    one-line error."""
     files = []
-    for name, command in COMMANDS.items():
+    for name, (kind, command) in DATA_FILES.items():
         path = data / name
         entry = {"name": name, "command": command, "result": None, "size_mb": None}
         if path.exists():
             try:
-                entry["result"] = load_result(path)
+                entry["result"] = load_data_file(path, kind)
+                wall = entry["result"].get("wall_time_s")
+                if not isinstance(wall, int | float):
+                    raise ResultFileError(f"{path} records no wall_time_s")
             except ResultFileError as err:
-                raise SystemExit(f"error: {path}: {err}") from None
-            if "wall_time_s" not in entry["result"]:
-                raise SystemExit(f"error: {path}: no wall_time_s")
+                fail(str(err), EXIT_CODES["bad input"])
             entry["size_mb"] = path.stat().st_size / 2**20
         files.append(entry)
     return files
+
+
+def check_data_folder(data: Path) -> None:
+    """End the script with a one-line error (exit code 2) unless ``data`` is a folder
+    holding at least one data file."""
+    if not data.is_dir():
+        fail(f"--data {data} is not a folder", EXIT_CODES["bad input"])
+    if not any((data / name).exists() for name in DATA_FILES):
+        fail(f"--data {data} holds none of the data files", EXIT_CODES["bad input"])
 
 
 def manifest(data: Path) -> str:
@@ -84,10 +164,27 @@ def manifest(data: Path) -> str:
     return HEADER + "\n".join(rows) + f"\n\nTotal: {total:.1f} MB.\n"
 
 
-def main() -> int:
-    data = Path(__file__).resolve().parent.parent / "data"
-    (data / "README.md").write_text(manifest(data))
-    print(f"wrote {data / 'README.md'}")
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="data_manifest.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "data", help="data folder; default the repository's"
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="replace DATA/README.md with the list instead of printing it",
+    )
+    args = parser.parse_args(argv)
+    check_data_folder(args.data)
+    text = manifest(args.data)
+    if not args.write:
+        print(text, end="")
+        return 0
+    try:
+        write_atomic(args.data / "README.md", text.encode(), replace=True)
+    except (OutputError, OSError) as err:
+        fail(f"cannot write {args.data / 'README.md'}: {err}", EXIT_CODES["bad input"])
+    print(f"wrote {args.data / 'README.md'}")
     return 0
 
 

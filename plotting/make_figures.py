@@ -1,17 +1,21 @@
 """Regenerate every figure of the paper from the result pickles in ``data/`` (PNG and PDF
 into ``figures/``).
 
-    python plotting/make_figures.py                  # all figures, mathtext
-    python plotting/make_figures.py --usetex         # typeset with LaTeX, if installed
-    python plotting/make_figures.py --only power_boxplots --data other_data/
+    python plotting/make_figures.py --overwrite      # all figures, mathtext
+    python plotting/make_figures.py --usetex --out figures_tex
+    python plotting/make_figures.py --only power_boxplots --data other_data/ --out other/
 
-A figure whose data file is missing is skipped with a note. The release's original
+A figure whose data file is missing is skipped with a note; a data file that holds
+something else than its name says (say, power-system data under ``example_1/``) ends the
+script with a one-line error naming it. Existing figure files are replaced only with
+``--overwrite``. The release's original
 positional pickles can be plotted too: ``--release-example-1 FILE`` (a training file) and
 ``--release-power FILE``.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +23,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from marl_dmpc.cli import OneLineArgumentParser, fail
+from marl_dmpc.driver import EXIT_CODES
+from marl_dmpc.files import OutputError, Outputs
 from marl_dmpc.legacy import load_release_file
-from marl_dmpc.results import ResultFileError, load_result
+from marl_dmpc.results import ResultFileError
 from reproduction.plotting import figures
+from reproduction.plotting.data_manifest import DATA_FILES, load_data_file
+
+#: The formats every figure is written in.
+FORMATS = ("png", "pdf")
 
 #: Every figure: name -> (data files under --data, what makes it from the loaded files).
 #: A file in brackets is optional (overlaid if present).
@@ -63,11 +73,13 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable]] = {
 
 
 def _load(data: Path, name: str) -> dict | None:
-    optional = name.startswith("[")
-    path = data / name.strip("[]")
+    """The data file ``name`` of :data:`FIGURES` (None if optional and missing), checked
+    to hold the data its name says."""
+    optional, name = name.startswith("["), name.strip("[]")
+    path = data / name
     if optional and not path.exists():
         return None
-    return load_result(path)
+    return load_data_file(path, DATA_FILES[name][0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         help="make only this figure (repeatable)",
     )
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing figure files in --out"
+    )
+    parser.add_argument(
         "--usetex", action="store_true", help="typeset text with LaTeX (needs a LaTeX installation)"
     )
     parser.add_argument(
@@ -93,10 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plt.rcParams.update({"text.usetex": args.usetex, "font.size": 10})
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        fail(f"cannot create {args.out}: {err.strerror}")
+    bad_input = EXIT_CODES["bad input"]
+    if not args.data.is_dir():
+        fail(f"--data {args.data} is not a folder", bad_input)
     jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
     for name in args.only or FIGURES:
         files, make = FIGURES[name]
@@ -133,13 +147,26 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 )
             )
+    outputs = Outputs(args.overwrite)
+    try:  # every figure file is checked before anything is drawn
+        for name, _ in jobs:
+            for suffix in FORMATS:
+                outputs.claim(args.out / f"{name}.{suffix}", "--out")
+    except OutputError as err:
+        fail(str(err), bad_input)
     for name, build in jobs:
         try:
             figure = build()
-        except (ResultFileError, KeyError) as err:
-            fail(f"{name}: {err}")
-        for suffix in ("png", "pdf"):
-            figure.savefig(args.out / f"{name}.{suffix}", dpi=150)
+        except ResultFileError as err:
+            fail(f"{name}: {err}", bad_input)
+        except KeyError as err:
+            fail(f"{name}: a data file lacks {err}", bad_input)
+        except (IndexError, ValueError, TypeError) as err:  # malformed arrays
+            fail(f"{name}: the data files do not fit the figure ({err})", bad_input)
+        for suffix in FORMATS:
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=suffix, dpi=150)
+            outputs.write(args.out / f"{name}.{suffix}", buffer.getvalue())
         plt.close(figure)
         print(f"wrote {args.out / name}.png and .pdf")
     return 0

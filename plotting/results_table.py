@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from marl_dmpc.cli import OneLineArgumentParser, fail
-from reproduction.plotting.data_manifest import data_files, duration
+from marl_dmpc.driver import EXIT_CODES
+from marl_dmpc.files import OutputError, write_atomic
+from reproduction.plotting.data_manifest import check_data_folder, data_files, duration
 
 ROOT = Path(__file__).resolve().parent.parent
 #: README.md's results block lies between these lines.
@@ -60,7 +62,10 @@ def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
             name = f"{name}, after {int(np.ravel(result['updates'])[-1])} updates"
         return len(labels) - 1, name
     if label not in labels:
-        fail(f"no controller {label!r} in the data file (it has {', '.join(labels)})")
+        fail(
+            f"no controller {label!r} in the data file (it has {', '.join(labels)})",
+            EXIT_CODES["bad input"],
+        )
     return labels.index(label), name
 
 
@@ -148,16 +153,26 @@ def tables(data: Path) -> str:
 
 
 def rewrite_readme(readme: Path, block: str) -> None:
-    text = readme.read_text()
+    """Replace the text between README.md's results markers with ``block`` (atomically;
+    the rest of the file is kept as it is)."""
+    bad_input = EXIT_CODES["bad input"]
+    try:
+        text = readme.read_text()
+    except OSError as err:
+        fail(f"cannot read {readme}: {err.strerror}", bad_input)
     if text.count(BEGIN) != 1 or text.count(END) != 1:
-        fail(f"{readme} needs one '{BEGIN}' line and one '{END}' line")
+        fail(f"{readme} needs one '{BEGIN}' line and one '{END}' line", bad_input)
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
     command = "python plotting/results_table.py --readme"
-    readme.write_text(
+    new = (
         f"{head}{BEGIN}\n<!-- written by `{command}`; do not edit by hand -->\n\n"
         f"{block}\n\n{END}{tail}"
     )
+    try:
+        write_atomic(readme, new.encode(), replace=True)
+    except (OutputError, OSError) as err:
+        fail(f"cannot write {readme}: {err}", bad_input)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "--readme", action="store_true", help="rewrite the tables in README.md instead of printing"
     )
     args = parser.parse_args(argv)
+    check_data_folder(args.data)  # a misspelt folder must not empty the README's tables
     block = tables(args.data)
     if args.readme:
         rewrite_readme(ROOT / "README.md", block)

@@ -37,6 +37,8 @@ from reproduction.power_system.env import PowerSystemEnv, network_matrices
 
 #: The MPCs' horizon and discount (the learnable MPC's).
 HORIZON, DISCOUNT = 5, 0.9
+#: The default result file (with _2, _3, ... if it exists).
+DEFAULT_OUT = "runs/power_system_baselines.pkl"
 
 
 def build_mpc(scenarios: int, solver: str = "highs") -> tuple[ScenarioMpc, np.ndarray]:
@@ -103,12 +105,15 @@ def run_baseline(job: tuple[int, list[int], int, int, int, str]) -> list[dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
-    add_baseline_flags(parser, [50, 79, 100], "highs", "runs/power_system_baselines.pkl")
+    add_baseline_flags(parser, [50, 79, 100], "highs")
     parser.add_argument(
         "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
     )
-    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers())
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), DEFAULT_OUT)
     args = parser.parse_args(argv)
+    nx, nu = model.N_AREAS * model.NX, model.N_AREAS * model.NU
+    driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, model.N_AREAS, args.workers)
+    outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
     counts = [1, *args.scenarios]
     labels = ["nominal", *(f"scenario K={K}" for K in args.scenarios)]
     chunks = episode_chunks(args.episodes, args.workers)
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
     )
-    return driver.write_evaluation(args.out, result, "controller", labels)
+    return driver.write_evaluation(outputs, out, result, "controller", labels)
 
 
 if __name__ == "__main__":

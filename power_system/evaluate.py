@@ -20,7 +20,6 @@ from marl_dmpc.cli import (
     add_evaluation_flags,
     fail,
     nonnegative_int,
-    output_path,
     positive_int,
 )
 from marl_dmpc.evaluation import (
@@ -63,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
     )
-    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers())
-    parser.add_argument(
-        "--out", type=output_path, default=None, help="result file; default RESULT_eval.pkl"
-    )
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), "RESULT_eval.pkl")
     args = parser.parse_args(argv)
     try:
         result = load_result(args.result)
@@ -74,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         update = int(result["updates"]) if args.update is None else args.update
         values = parameters_after(result, update)
     except ResultFileError as err:
-        fail(f"{args.result}: {err}")
-    out = driver.evaluation_out(args.out, args.result)
+        fail(f"{args.result}: {err}", driver.EXIT_CODES["bad input"])
+    default = args.result.with_name(f"{args.result.stem}_eval.pkl")
+    outputs, out = driver.claim_output(args.out, default, args.overwrite, args.result)
+    driver.check_finished(result, args.result)
     chunks = episode_chunks(args.episodes, args.workers)
     jobs = [
         (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps) for chunk in chunks
@@ -93,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
     )
-    return driver.write_evaluation(out, evaluation, "controller", [label])
+    return driver.write_evaluation(outputs, out, evaluation, "controller", [label])
 
 
 if __name__ == "__main__":

@@ -17,18 +17,7 @@ from reproduction.example_1 import example_1
 from reproduction.example_1.config import Example1Config
 from reproduction.power_system import q_learning_power
 
-from .helpers import ROOT
-
-
-def fails_with(main, argv, capsys) -> str:
-    """Run ``main(argv)``, expect exit code 2 and one line on stderr; return it."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from .helpers import ROOT, fails_with
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,7 @@ def test_example_1_baselines_orderings(tmp_path):
 def test_example_1_evaluation_of_checkpoints(tmp_path):
     """A short training run, evaluated after 0 and its last update, in two processes:
     the update-0 episode is the untrained policy's, the same whichever run it comes
-    from; asking for more updates than the file has is one line, exit code 1."""
+    from; asking for more updates than the file has is one line, exit code 2."""
     train = tmp_path / "t.pkl"
     proc = script("example_1.py", "--steps", "8", "--no-progress", "--out", str(train))
     assert proc.returncode == 0, proc.stderr
@@ -149,11 +149,11 @@ def test_example_1_evaluation_of_checkpoints(tmp_path):
     assert not np.allclose(result["actions"][0], result["actions"][1])  # learning moved it
 
     proc = script("evaluate.py", str(train), "--updates", "5", "--out", str(tmp_path / "x.pkl"))
-    assert proc.returncode == 1 and "has 4 updates" in proc.stderr
+    assert proc.returncode == 2 and "has 4 updates" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
     proc = script("evaluate.py", str(out), "--out", str(tmp_path / "y.pkl"))
-    assert proc.returncode == 1 and "not a training result" in proc.stderr
+    assert proc.returncode == 2 and "not a training result" in proc.stderr
 
 
 @pytest.mark.slow
@@ -230,7 +230,7 @@ def test_power_system_evaluation_and_baselines(tmp_path):
     proc = power_script(
         "evaluate.py", str(train), "--update", "3", "--out", str(tmp_path / "x.pkl")
     )
-    assert proc.returncode == 1 and "has 1 updates" in proc.stderr
+    assert proc.returncode == 2 and "has 1 updates" in proc.stderr
 
 
 def test_scenario_mpc_fallback_gives_the_ipopt_inputs(quiet):

@@ -22,6 +22,7 @@ def _training(nx: int, nu: int, steps: int, episodes: int, params: dict[str, tup
     shape = (episodes, steps + 1, nx) if episodes > 1 else (steps + 1, nx)
     return {
         "kind": "training",
+        "example": "example_1" if episodes == 1 else "power_system",
         "states": RNG.normal(size=shape),
         "actions": RNG.normal(size=(*shape[:-2], steps, nu)),
         "costs": RNG.uniform(1, 2, size=(*shape[:-2], steps)),
@@ -32,9 +33,10 @@ def _training(nx: int, nu: int, steps: int, episodes: int, params: dict[str, tup
     }
 
 
-def _evaluation(labels: list[str], episodes: int, steps: int, nx: int) -> dict:
+def _evaluation(kind: str, labels: list[str], episodes: int, steps: int, nx: int) -> dict:
     c = len(labels)
     return {
+        "kind": kind,
         "labels": labels,
         "states": RNG.normal(size=(c, episodes, steps + 1, nx)),
         "costs": RNG.uniform(size=(c, episodes, steps)),
@@ -71,11 +73,14 @@ def data(tmp_path: Path) -> Path:
     ex1 = _training(6, 3, 30, 1, EX1_PARAMS)
     save_result(d / "example_1/distributed.pkl", ex1)
     save_result(d / "example_1/centralized.pkl", ex1)
-    evaluation = _evaluation(["after 0 updates", "after 5 updates"], 1, 10, 6)
+    evaluation = _evaluation(
+        "example_1_evaluation", ["after 0 updates", "after 5 updates"], 1, 10, 6
+    )
     save_result(d / "example_1/distributed_eval.pkl", {**evaluation, "updates": np.array([0, 5])})
     save_result(
         d / "example_1/baselines.pkl",
         _evaluation(
+            "example_1_baselines",
             [
                 "nominal, inaccurate model",
                 "scenario K=10, sampled models",
@@ -89,6 +94,7 @@ def data(tmp_path: Path) -> Path:
     save_result(
         d / "example_1/admm_dual_error.pkl",
         {
+            "kind": "example_1_admm_dual_error",
             "labels": ["plain ADMM", "accelerated"],
             "iterations": np.array([1, 5, 10]),
             "dual_errors": RNG.uniform(1e-6, 1, size=(2, 4, 3)),
@@ -97,9 +103,13 @@ def data(tmp_path: Path) -> Path:
     power = _training(16, 4, 10, 3, POWER_PARAMS)
     save_result(d / "power_system/distributed.pkl", power)
     save_result(d / "power_system/centralized.pkl", power)
-    save_result(d / "power_system/distributed_eval.pkl", _evaluation(["learned"], 5, 10, 16))
     save_result(
-        d / "power_system/baselines.pkl", _evaluation(["nominal", "scenario K=50"], 5, 10, 16)
+        d / "power_system/distributed_eval.pkl",
+        _evaluation("power_system_evaluation", ["learned"], 5, 10, 16),
+    )
+    save_result(
+        d / "power_system/baselines.pkl",
+        _evaluation("power_system_baselines", ["nominal", "scenario K=50"], 5, 10, 16),
     )
     return d
 
@@ -113,7 +123,7 @@ def test_every_figure_is_written(data, tmp_path, quiet):
 
 
 def test_missing_data_skips_the_figure(tmp_path, capsys):
-    assert make_figures.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "f")]) == 0
+    assert make_figures.main(["--data", str(tmp_path), "--out", str(tmp_path / "f")]) == 0
     assert "skipped example_1_dual_error" in capsys.readouterr().out
 
 
@@ -153,7 +163,7 @@ def test_release_example_1_file_is_read_and_plotted(tmp_path, quiet):
     out = tmp_path / "figs"
     assert (
         make_figures.main(
-            ["--data", str(tmp_path / "none"), "--out", str(out), "--release-example-1", str(path)]
+            ["--data", str(tmp_path), "--out", str(out), "--release-example-1", str(path)]
         )
         == 0
     )
@@ -191,14 +201,25 @@ def test_release_reader_refuses_objects_and_wrong_layouts(tmp_path):
 
 def test_results_table_reads_the_data_and_rewrites_the_readme(tmp_path, capsys):
     d = tmp_path / "data"
-    evaluation = _evaluation(["after 0 updates", "after 40 updates"], 1, 10, 6)
+    evaluation = _evaluation(
+        "example_1_evaluation", ["after 0 updates", "after 40 updates"], 1, 10, 6
+    )
     save_result(
         d / "example_1/distributed_eval.pkl",
         {**evaluation, "updates": np.array([0, 40]), "wall_time_s": 3.0},
     )
     labels = [label for label, _, _ in example_1_baselines.controllers([25])]
-    save_result(d / "example_1/baselines.pkl", {**_evaluation(labels, 1, 10, 6), "wall_time_s": 1})
-    power = _evaluation(["nominal", "scenario K=50", "scenario K=79", "scenario K=100"], 4, 10, 16)
+    save_result(
+        d / "example_1/baselines.pkl",
+        {**_evaluation("example_1_baselines", labels, 1, 10, 6), "wall_time_s": 1},
+    )
+    power = _evaluation(
+        "power_system_baselines",
+        ["nominal", "scenario K=50", "scenario K=79", "scenario K=100"],
+        4,
+        10,
+        16,
+    )
     save_result(d / "power_system/baselines.pkl", {**power, "wall_time_s": 125.0})
     text = results_table.tables(d)
     learned = evaluation["episode_costs"][1, 0]

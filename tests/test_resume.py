@@ -15,6 +15,8 @@ import pytest
 
 from marl_dmpc.results import load_result
 
+from .helpers import ctrl_c_at_step
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {
     "example_1": ROOT / "example_1" / "example_1.py",
@@ -29,10 +31,13 @@ def _command(example: str, length: list[str], *flags: str) -> list[str]:
 def _interrupt_after_checkpoint(
     command: list[str], checkpoint: Path, sig: int, delay: float | None = None
 ) -> int:
-    """Start ``command``, send ``sig`` as soon as ``checkpoint`` exists (or after
-    ``delay`` seconds), return the exit code."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Start ``command``, send ``sig`` as soon as ``checkpoint`` exists (or ``delay``
+    seconds after training started), return the exit code."""
+    stdout = subprocess.DEVNULL if delay is None else subprocess.PIPE
+    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
+        if delay is not None:
+            assert "->" in proc.stdout.readline()  # the MPCs are built; training under way
         deadline = time.monotonic() + (300 if delay is None else delay)
         while delay is not None or not checkpoint.exists():
             if delay is not None and time.monotonic() > deadline:
@@ -122,7 +127,7 @@ def test_interrupted_run_resumes(tmp_path, case):
         assert code == -signal.SIGKILL
         assert not out.exists()
     else:  # Ctrl-C once the run is under way: a checkpoint and the partial result
-        code = _interrupt_after_checkpoint(command, tmp_path / "never", sig, delay=4.0)
+        code = _interrupt_after_checkpoint(command, tmp_path / "never", sig, delay=2.0)
         assert code == 130
         partial = load_result(out)
         assert partial["status"] == "interrupted" and 0 < partial["steps_completed"] < 1000
@@ -148,7 +153,7 @@ def test_resume_refuses_other_settings_and_files(tmp_path):
     proc = subprocess.run(
         _command("example_1", [], "--resume", str(result)), capture_output=True, text=True
     )
-    assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
+    assert proc.returncode == 2 and "not a checkpoint" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     code = _interrupt_after_checkpoint(
         _command(
@@ -157,7 +162,7 @@ def test_resume_refuses_other_settings_and_files(tmp_path):
             "--checkpoint",
             str(checkpoint),
             "--out",
-            str(result),
+            str(tmp_path / "r2.pkl"),
             "--checkpoint-every",
             "5",
         ),
@@ -185,27 +190,17 @@ def test_resume_refuses_other_settings_and_files(tmp_path):
     assert proc.returncode == 2 and "checkpoint of 'example_1'" in proc.stderr
 
 
-def test_ctrl_c_and_resume_in_process(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_and_resume_in_process(tmp_path, capsys):
     """The same, in this process (so coverage sees the checkpoint and resume code): a
     SIGINT raised during step 13 stops the run at its next checkpoint boundary, with a
     checkpoint and a partial result; ``--resume`` completes it to the uninterrupted run."""
     from reproduction.example_1 import example_1
-    from reproduction.example_1.env import CoupledLinearSystemsEnv
 
     flags = ["--steps", "30", "--no-progress", "--checkpoint-every", "0"]
     full_out, out, checkpoint = tmp_path / "full.pkl", tmp_path / "r.pkl", tmp_path / "r.ck.pkl"
     assert example_1.main([*flags, "--out", str(full_out)]) == 0
-    step, calls = CoupledLinearSystemsEnv.step, []
-
-    def interrupted_step(self, action):
-        calls.append(1)
-        if len(calls) == 13:
-            signal.raise_signal(signal.SIGINT)
-        return step(self, action)
-
-    monkeypatch.setattr(CoupledLinearSystemsEnv, "step", interrupted_step)
-    code = example_1.main([*flags, "--out", str(out), "--checkpoint", str(checkpoint)])
-    monkeypatch.setattr(CoupledLinearSystemsEnv, "step", step)
+    with ctrl_c_at_step(13):
+        code = example_1.main([*flags, "--out", str(out), "--checkpoint", str(checkpoint)])
     assert code == 130 and checkpoint.exists()
     assert f"resume with --resume {checkpoint}" in capsys.readouterr().out
     partial, saved = load_result(out), load_result(checkpoint)
@@ -218,3 +213,40 @@ def test_ctrl_c_and_resume_in_process(tmp_path, monkeypatch, capsys):
     assert example_1.main(["--resume", str(checkpoint), "--no-progress"]) == 0
     assert not checkpoint.exists()
     _assert_same_run(load_result(out), load_result(full_out), saved)
+
+
+def test_killed_at_random_moments_and_resumed_each_time(tmp_path):
+    """Fault injection: SIGKILL at three random moments of training (drawn from a fixed
+    seed), each time resumed from whatever checkpoint is on disk (or started again if
+    none is yet); the run that finally completes is the uninterrupted run, bit for bit."""
+    length, every = ["--steps", "300"], ["--checkpoint-every", "4"]
+    full_out = tmp_path / "full.pkl"
+    subprocess.run(
+        _command("example_1", length, "--out", str(full_out), "--checkpoint-every", "0"),
+        check=True,
+        capture_output=True,
+    )
+    out, checkpoint = tmp_path / "run.pkl", tmp_path / "run.checkpoint.pkl"
+    start = _command("example_1", length, *every, "--out", str(out))
+    resume = _command("example_1", [], "--resume", str(checkpoint))
+    killed_at = []
+    for delay in np.random.default_rng(18).uniform(0.2, 1.2, size=3):
+        proc = subprocess.Popen(
+            resume if checkpoint.exists() else start, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert "->" in proc.stdout.readline()  # built; training under way
+            time.sleep(delay)
+            proc.kill()
+            assert proc.wait(timeout=60) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert not out.exists()  # SIGKILL leaves no result, only the last checkpoint
+        killed_at.append(load_result(checkpoint)["steps_completed"] if checkpoint.exists() else 0)
+    assert killed_at == sorted(killed_at) and killed_at[-1] > 0, killed_at
+    saved = load_result(checkpoint)
+    proc = subprocess.run(resume, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    _assert_same_run(load_result(out), load_result(full_out), saved)
+    assert not checkpoint.exists()

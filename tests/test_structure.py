@@ -17,6 +17,8 @@ PACKAGE = ROOT / "marl_dmpc"
 #: The package's modules from the bottom layer up: a module imports only from lower
 #: layers (docs/architecture.md draws them).
 LAYERS = [
+    # the data-safety rule of every file written
+    {"files"},
     # data, numerics, solver plumbing
     {"solvers", "network", "blocks", "casadi_call", "threads", "results"}
     | {"checkpoints", "discretization", "progress", "kkt", "conic", "mpcrl_compat"},
