@@ -28,7 +28,7 @@ import json
 import math
 import signal
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,6 +110,49 @@ def validate_checkpoint(data: Mapping[str, Any], example: str) -> None:
     for key in ("parameters", "optimizers", "exploration", "experience", "log"):
         if key not in learner:
             raise CheckpointError(f"learner state lacks {key!r}")
+
+
+class StopRequest:
+    """A request to stop made by a signal, to be acted upon at a safe point.
+
+    Within :meth:`catching`, the first of ``signals`` sets :attr:`requested` (and
+    :attr:`signal`) instead of interrupting the program; a second one raises
+    :class:`KeyboardInterrupt` at once. A safe point matters: a KeyboardInterrupt raised
+    while CasADi's IPOPT runs is caught by CasADi, which ends that solve early (a wrong
+    answer) and carries on.
+
+    Parameters
+    ----------
+    signals : tuple of int, optional
+        The signals caught (:data:`STOP_SIGNALS` by default).
+    """
+
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
+        self.signals = signals
+        self.requested = False
+        self.signal: int | None = None
+
+    @contextmanager
+    def catching(self) -> Iterator[None]:
+        """Catch the signals within the block (only in the main thread; elsewhere they are
+        left alone)."""
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.requested:  # the second signal: stop now
+                raise KeyboardInterrupt
+            self.requested = True
+            self.signal = signum
+
+        try:
+            previous = {sig: signal.signal(sig, request_stop) for sig in self.signals}
+        except ValueError:  # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @dataclass
@@ -212,8 +255,7 @@ class Checkpointer:
         self.unit = unit
         self._save = save
         self._next = (done // every + 1) * every if every else None
-        self.stop_requested = False
-        self.stop_signal: int | None = None
+        self.stop = StopRequest()
         self.saved = 0
 
     def at_boundary(self, position: Position, state: Callable[[], dict[str, Any]]) -> bool:
@@ -230,25 +272,17 @@ class Checkpointer:
             raise TrainingStopped("stopped by the user after saving a checkpoint")
         return due
 
-    @contextmanager
-    def catching_interrupts(self) -> Iterator[None]:
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop."""
+        return self.stop.requested
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The signal that asked the run to stop, if one did."""
+        return self.stop.signal
+
+    def catching_interrupts(self) -> AbstractContextManager[None]:
         """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the next
-        checkpoint boundary (:attr:`stop_signal` says which); a second one stops at once.
-        Only in the main thread; elsewhere signals are left alone."""
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self.stop_requested:  # the second signal: stop now
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            self.stop_signal = signum
-
-        try:
-            previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
-        except ValueError:  # not the main thread
-            yield
-            return
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        checkpoint boundary (:attr:`stop_signal` says which); a second one stops at once."""
+        return self.stop.catching()

@@ -283,12 +283,15 @@ def run_evaluation(
     function: Callable[[Any], Any], jobs: Sequence[Any], workers: int
 ) -> tuple[list[Any], float]:
     """:func:`~marl_dmpc.evaluation.run_jobs` and its wall time (s); an MPC that cannot be
-    solved ends the script with a one-line error."""
+    solved ends the script with a one-line error (exit code 1), Ctrl-C with one line and
+    130 (nothing is written)."""
     start = time.perf_counter()
     try:
         outcomes = run_jobs(function, jobs, workers)
     except MpcSolverError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was written", EXIT_CODES["interrupted"])
     return outcomes, time.perf_counter() - start
 
 

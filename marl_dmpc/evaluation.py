@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +25,7 @@ from gymnasium import Env
 from mpcrl import MpcSolverError
 
 from .baselines import ScenarioMpc
+from .checkpoints import StopRequest
 from .learning import CentralizedQLearning, DistributedQLearning
 from .results import ResultFileError, single, versions
 from .threads import single_threaded_blas
@@ -186,18 +187,44 @@ Job = TypeVar("Job")
 Outcome = TypeVar("Outcome")
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_jobs(
     function: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int
 ) -> list[Outcome]:
     """``[function(job) for job in jobs]``, in ``workers`` processes when more than one
     (``function`` and the jobs must be picklable: a module-level function of plain
-    data; every process builds its own MPCs). The order of the results is the jobs'."""
+    data; every process builds its own MPCs). The order of the results is the jobs'.
+
+    Ctrl-C raises :class:`KeyboardInterrupt` and returns nothing: in a pool, whose
+    workers ignore it, the workers are stopped at once; in this process, after the
+    current job (:class:`~marl_dmpc.checkpoints.StopRequest` says why not sooner).
+    """
     if workers < 1:
         raise ValueError(f"workers must be >= 1; got {workers}")
     if workers == 1 or len(jobs) < 2:
-        return [function(job) for job in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(function, jobs))
+        stop = StopRequest((signal.SIGINT,))
+        outcomes = []
+        with stop.catching():
+            for job in jobs:
+                outcomes.append(function(job))
+                if stop.requested:
+                    raise KeyboardInterrupt
+        return outcomes
+    context = get_context("spawn")
+    pool = context.Pool(min(workers, len(jobs)), initializer=_ignore_interrupts)
+    try:
+        outcomes = pool.map(function, jobs, chunksize=1)
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+    return outcomes
 
 
 def episode_chunks(episodes: int, workers: int) -> list[list[int]]:

@@ -271,3 +271,18 @@ def test_power_system_paper_orderings_full_training(tmp_path):
     assert learned["episode_costs"].mean() < scenario < nominal
     assert learned["violating_steps"].sum() == 0
     assert base["violating_steps"][1].sum() < base["violating_steps"][0].sum()
+
+
+def test_the_process_pool_changes_no_number():
+    """The same baseline episodes in this process and in a pool of two, bit for bit
+    (all but the measured solve times)."""
+    from marl_dmpc.evaluation import run_jobs
+    from reproduction.example_1 import baselines as example_1_baselines
+
+    jobs = [(kind, 1, 1, 0, 8, "ipopt") for kind in ("inaccurate", "true")]
+    alone = run_jobs(example_1_baselines.run_baseline, jobs, 1)
+    pooled = run_jobs(example_1_baselines.run_baseline, jobs, 2)
+    for a, b in zip(alone, pooled, strict=True):
+        assert a.keys() == b.keys()
+        for key in a.keys() - {"solve_ms"}:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)

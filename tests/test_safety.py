@@ -314,3 +314,25 @@ def test_make_figures_replaces_figures_only_with_overwrite(tmp_path, capsys):
     assert (out / "example_1_dual_error.png").read_bytes() == CONTENT
     assert make_figures.main([*argv, "--overwrite"]) == 0
     assert (out / "example_1_dual_error.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_in_an_evaluation_ends_in_one_line_and_writes_nothing(workers, tmp_path):
+    """Ctrl-C reaches the whole process group, as from a terminal: a pool's workers are
+    stopped at once; one process stops after its current job (an interrupt inside an
+    IPOPT solve would be swallowed by CasADi and end that solve early)."""
+    out = tmp_path / "b.pkl"
+    command = [sys.executable, str(ROOT / "example_1" / "baselines.py"), "--workers", workers]
+    command += ["--scenarios", "10", "--steps", "60", "--out", str(out)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        time.sleep(6)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and stderr == "error: interrupted; nothing was written\n"
+    assert not out.exists()
