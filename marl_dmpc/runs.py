@@ -165,9 +165,18 @@ def train_and_save(
     run: TrainingRun,
     example: str,
 ) -> RunOutcome:
-    """Train (or resume) the run, writing checkpoints as asked, then write the result to
-    ``run.out`` whatever happened; the checkpoint file is removed when the run
-    completes."""
+    """:func:`train`, then write the result to ``run.out`` whatever happened; the
+    checkpoint file is removed when the run completes (if the run wrote or adopted it)."""
+    outcome = train(setup, run, example)
+    save_result(run.out, outcome.result, run.outputs)
+    if outcome.status == "completed":
+        run.outputs.remove(run.checkpoint)  # only this run's own checkpoint
+    return outcome
+
+
+def train(setup: TrainingSetup, run: TrainingRun, example: str) -> RunOutcome:
+    """Train (or resume) the run, writing checkpoints as asked; the outcome holds the
+    result dict (see docs/results.md), which is not written."""
     learner, config = setup.learner, run.config
     env = StepRecorder(setup.env)
     resume = run.resume or {}
@@ -231,7 +240,5 @@ def train_and_save(
             status, message = "failed", f"an MPC could not be solved: {err}"
     result = training_result(learner, env, config, wall(), status, step_times())
     result["example"] = example
-    save_result(run.out, result, run.outputs)
-    if status == "completed":
-        run.outputs.remove(run.checkpoint)  # only this run's own checkpoint
+    result["message"] = message
     return RunOutcome(status, run.out, message, result, int(stop_signal))

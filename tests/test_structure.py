@@ -32,6 +32,8 @@ LAYERS = [
     {"evaluation", "runs"},
     {"cli"},
     {"driver"},
+    # many runs: plans, engines, reports
+    {"sweep"},
 ]
 
 
