@@ -45,8 +45,9 @@ def evaluate_final_policy(
     example: str, config: Any, params: dict[str, np.ndarray], episodes: int, eval_seed: int
 ) -> dict[str, Any]:
     """The greedy policy with the final parameters of ``params`` (histories by name)
-    over ``episodes`` episodes of :data:`EVALUATION_STEPS` steps, episode ``e`` with the
-    noise of seed ``eval_seed + e``: their total costs."""
+    over ``episodes`` episodes of :data:`EVALUATION_STEPS` steps (fewer if the example's
+    episodes are shorter), episode ``e`` with the noise of seed ``eval_seed + e``: their
+    total costs."""
     setup = load_example(example).setup(config)
     policy = LearnedPolicy(setup.learner, {name: h[-1] for name, h in params.items()})
     env = TimeLimit(setup.env, EVALUATION_STEPS)
