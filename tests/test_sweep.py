@@ -164,3 +164,19 @@ def test_bad_sweep_input_is_one_line(argv, fragment, tmp_path, capsys):
     line = fails_with(sweep, ["example_1", "--dir", str(tmp_path / "s"), *argv], capsys)
     assert fragment in line
     assert not (tmp_path / "s").exists()
+
+
+def test_the_default_folder_is_the_same_for_the_same_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["example_1", "--steps", "4", "--eval-episodes", "0", "--workers", "1", "--no-progress"]
+    assert sweep(argv) == 0
+    assert sweep(argv) == 0
+    assert sweep([*argv, "--seeds", "2"]) == 0
+    folders = sorted((tmp_path / "runs" / "sweeps").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("example_1_") for f in folders)
+    out = capsys.readouterr().out
+    assert (
+        out.count(f"1 runs in {folders[0].relative_to(tmp_path)}")
+        + out.count(f"1 runs in {folders[1].relative_to(tmp_path)}")
+        == 3
+    )

@@ -23,6 +23,7 @@ from ..files import OutputError
 from .plan import (
     EXAMPLES,
     SweepError,
+    default_folder,
     load_example,
     manifest,
     parse_seeds,
@@ -43,7 +44,12 @@ def _parser() -> tuple[OneLineArgumentParser, dict[str, argparse.ArgumentParser]
         sub = subs[name] = commands.add_parser(
             name, help=f"run or continue a sweep of {name}", description=example.description
         )
-        sub.add_argument("--dir", type=Path, required=True, help="the sweep folder")
+        sub.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help="the sweep folder; default runs/sweeps/<example>_<hash of the runs' settings>",
+        )
         sub.add_argument("--seeds", default="1", help="seeds, e.g. 1-20 or 1,3,5-7; default 1")
         sub.add_argument(
             "--set",
@@ -91,21 +97,23 @@ def _run(sub: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         grid = dict(parse_set(text, example.config_type) for text in args.set)
         base = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
         runs = plan(args.command, base, grid, seeds)
+        folder = default_folder(args.command, runs) if args.dir is None else args.dir
         write_or_check_manifest(
-            args.dir, manifest(args.command, base, grid, seeds, args.eval_episodes, runs)
+            folder, manifest(args.command, base, grid, seeds, args.eval_episodes, runs)
         )
-        asked = read_manifest(args.dir)
+        asked = read_manifest(folder)
     except (SweepError, OutputError) as err:
         fail(str(err), EXIT_CODES["bad input"])
     try:
         backend = RayBackend(args.address) if args.backend == "ray" else LocalBackend(args.workers)
     except (RuntimeError, ConnectionError) as err:
         fail(f"--backend {args.backend}: {err}", EXIT_CODES["bad input"])
+    print(f"{args.command}: {len(runs)} runs in {folder}", flush=True)
     try:
-        outcome = run_sweep(args.dir, asked, backend, not args.no_progress)
+        outcome = run_sweep(folder, asked, backend, not args.no_progress)
     finally:
         backend.close()
-    print(summary(outcome, args.dir))
+    print(summary(outcome, folder))
     return outcome.exit_code
 
 

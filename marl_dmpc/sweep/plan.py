@@ -11,6 +11,7 @@ manifest ``sweep.json`` records what was asked; a sweep folder holds one sweep.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import itertools
 import json
@@ -148,6 +149,13 @@ def manifest(
         "eval_episodes": eval_episodes,
         "runs": [dataclasses.asdict(run) for run in runs],
     }
+
+
+def default_folder(example: str, runs: list[PlannedRun]) -> Path:
+    """``runs/sweeps/<example>_<hash of every run's config>``: the same command gives the
+    same folder (so rerunning it continues the sweep), another sweep another one."""
+    text = json.dumps([dataclasses.asdict(run) for run in runs], sort_keys=True, default=str)
+    return Path("runs") / "sweeps" / f"{example}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
