@@ -112,6 +112,13 @@ def validate_checkpoint(data: Mapping[str, Any], example: str) -> None:
             raise CheckpointError(f"learner state lacks {key!r}")
 
 
+def ignore_signals(*signals: int) -> None:
+    """Ignore ``signals`` in this process (the initializer of worker processes that must
+    survive a Ctrl-C or SIGTERM meant for their parent or for the run they are in)."""
+    for sig in signals:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class StopRequest:
     """A request to stop made by a signal, to be acted upon at a safe point.
 

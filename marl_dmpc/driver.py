@@ -36,7 +36,13 @@ from .config import TrainingConfig
 from .evaluation import result_table, run_jobs
 from .files import OutputError, Outputs, fresh_path
 from .results import ResultFileError, load_result, save_result
-from .runs import TrainingRun, TrainingSetup, checkpoint_path, train_and_save
+from .runs import (
+    TrainingRun,
+    TrainingSetup,
+    checkpoint_path,
+    is_partial_result,
+    train_and_save,
+)
 from .solvers import quiet_solvers
 
 #: The exit codes of the scripts; an interrupted run exits with 128 + the signal's
@@ -131,7 +137,11 @@ class TrainingExample:
             own_checkpoint = args.resume.resolve()
         try:
             out_path = outputs.claim(
-                out, "--out", may_replace=lambda p: resume is not None and _partial(p, config)
+                out,
+                "--out",
+                may_replace=lambda p: (
+                    resume is not None and is_partial_result(p, dataclasses.asdict(config))
+                ),
             )
             checkpoint = Path(args.checkpoint or args.resume or checkpoint_path(out_path))
             if checkpoint.resolve() == out_path.resolve():
@@ -208,20 +218,6 @@ class TrainingExample:
     def main(self, argv: Sequence[str] | None = None) -> int:
         """The training script: parse ``argv``, run, return the exit code."""
         return self.run(self.parse_args(argv))
-
-
-def _partial(path: Path, config: TrainingConfig) -> bool:
-    """Whether ``path`` is the unfinished result of a run with ``config`` (which its
-    resumption may replace)."""
-    try:
-        result = load_result(path)
-    except ResultFileError:
-        return False
-    return (
-        result.get("kind") == "training"
-        and result.get("status") != "completed"
-        and result.get("config") == dataclasses.asdict(config)
-    )
 
 
 def config_warnings(config: TrainingConfig) -> list[str]:

@@ -25,7 +25,7 @@ from gymnasium import Env
 from mpcrl import MpcSolverError
 
 from .baselines import ScenarioMpc
-from .checkpoints import StopRequest
+from .checkpoints import StopRequest, ignore_signals
 from .learning import CentralizedQLearning, DistributedQLearning
 from .results import ResultFileError, single, versions
 from .threads import single_threaded_blas
@@ -187,10 +187,6 @@ Job = TypeVar("Job")
 Outcome = TypeVar("Outcome")
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def run_jobs(
     function: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int
 ) -> list[Outcome]:
@@ -214,7 +210,9 @@ def run_jobs(
                     raise KeyboardInterrupt
         return outcomes
     context = get_context("spawn")
-    pool = context.Pool(min(workers, len(jobs)), initializer=_ignore_interrupts)
+    pool = context.Pool(
+        min(workers, len(jobs)), initializer=ignore_signals, initargs=(signal.SIGINT,)
+    )
     try:
         outcomes = pool.map(function, jobs, chunksize=1)
     except BaseException:

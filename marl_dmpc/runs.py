@@ -25,7 +25,7 @@ from .envs import StepRecorder
 from .files import Outputs
 from .learning import CentralizedQLearning, Learner
 from .progress import TrainingProgress
-from .results import save_result, single, versions
+from .results import ResultFileError, load_result, save_result, single, versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,20 @@ class TrainingRun:
     checkpoint: Path
     resume: dict[str, Any] | None = None
     outputs: Outputs = dataclasses.field(default_factory=Outputs)
+
+
+def is_partial_result(path: Path, config: dict[str, Any]) -> bool:
+    """Whether ``path`` holds an unfinished training result of a run with the settings
+    ``config`` (a dict): the file its resumption may replace."""
+    try:
+        result = load_result(path)
+    except ResultFileError:
+        return False
+    return (
+        result.get("kind") == "training"
+        and result.get("status") != "completed"
+        and result.get("config") == config
+    )
 
 
 def checkpoint_path(out: Path) -> Path:

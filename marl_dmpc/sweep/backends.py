@@ -14,6 +14,7 @@ import signal
 from multiprocessing import active_children, get_context
 from typing import Any, Protocol
 
+from ..checkpoints import STOP_SIGNALS, ignore_signals
 from .task import run_task
 
 #: How long the driver waits for a run before it looks for a stop request again (s).
@@ -41,20 +42,17 @@ class Backend(Protocol):
         """Release the engine."""
 
 
-def _ignore_stop_signals() -> None:
-    """A worker between runs ignores Ctrl-C and SIGTERM (a run catches them itself and
-    stops at its next checkpoint boundary), so the pool survives them."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-
-
 class LocalBackend:
     """A pool of ``workers`` processes on this machine (spawned; each run pins BLAS to one
-    thread)."""
+    thread). Between runs a worker ignores Ctrl-C and SIGTERM (a run catches them itself
+    and stops at its next checkpoint boundary), so the pool survives them."""
 
     def __init__(self, workers: int) -> None:
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_ignore_stop_signals
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=ignore_signals,
+            initargs=STOP_SIGNALS,
         )
 
     def submit(self, task: dict[str, Any]) -> concurrent.futures.Future:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import StopRequest
 from ..files import Outputs
 from ..results import ResultFileError, load_result, save_result, versions
+from ..runs import is_partial_result
 from .backends import Backend
 from .plan import PlannedRun, load_example
 from .task import own_checkpoint
@@ -40,15 +41,6 @@ def run_state(folder: Path, run: PlannedRun) -> str:
         return "todo"
     status = result.get("status")
     return status if status in ("completed", "failed") else "todo"
-
-
-def _partial(path: Path, run: PlannedRun) -> bool:
-    """Whether ``path`` is an unfinished result of ``run`` (which it may replace)."""
-    try:
-        result = load_result(path)
-    except ResultFileError:
-        return False
-    return result.get("config") == run.config and result.get("status") != "completed"
 
 
 def failure_result(example: str, run: PlannedRun, err: BaseException) -> dict[str, Any]:
@@ -155,7 +147,7 @@ def _write(
 ) -> None:
     """Write a run's result; delete a completed run's own checkpoint."""
     path = folder / run.result
-    outputs.claim(path, "result", may_replace=lambda p: _partial(p, run))
+    outputs.claim(path, "result", may_replace=lambda p: is_partial_result(p, run.config))
     save_result(path, result, outputs)
     checkpoint = folder / run.checkpoint
     if result["status"] == "completed" and checkpoint.exists():
