@@ -53,6 +53,10 @@ class CoupledLinearSystemsEnv(NetworkEnv):
         self._x = np.tile(model.X0, n)
         self._steps = 0
 
+    def state_bounds(self) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """Every agent's soft state bounds ``[X_LB, X_UB]``."""
+        return np.tile(model.X_LB, self.n_agents), np.tile(model.X_UB, self.n_agents)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[npt.NDArray[np.floating], dict[str, Any]]:

@@ -279,6 +279,13 @@ class Checkpointer:
             raise TrainingStopped("stopped by the user after saving a checkpoint")
         return due
 
+    def save_now(self, state: Callable[[], dict[str, Any]]) -> None:
+        """Save ``state()`` whether or not a checkpoint is due (e.g. when the run has
+        diverged; the state may then hold a solution in flight, which a resumed run
+        solves again)."""
+        self._save(state())
+        self.saved += 1
+
     @property
     def stop_requested(self) -> bool:
         """Whether a signal asked the run to stop."""

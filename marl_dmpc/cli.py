@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
-from .config import UPDATE_HOOKS, ConfigError, TrainingConfig
+from .config import UPDATE_HOOKS, ConfigError, TrainingConfig, apply_presets
 from .results import ResultFileError, load_result
 from .solvers import SOLVER_CHOICES
 
@@ -306,7 +306,10 @@ def make_config(
     config_type: type[ConfigT], values: Mapping[str, Any], origin: Mapping[str, str]
 ) -> ConfigT:
     """``config_type(**values)``; a bad or unknown value raises :class:`ValueError` with
-    one line naming where it came from (``origin``: field -> flag or file)."""
+    one line naming where it came from (``origin``: field -> flag or file). With
+    ``stabilized`` true, the stabilized preset fills the safeguards not given
+    (:func:`~marl_dmpc.config.apply_presets`)."""
+    values = apply_presets(dict(values))
     known = {f.name for f in dataclasses.fields(config_type)}
     unknown = sorted(set(values) - known)
     if unknown:

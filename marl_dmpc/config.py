@@ -190,13 +190,111 @@ class QLearningSettings:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DivergenceSettings:
+    """When a run's learning has diverged (:mod:`marl_dmpc.learning.divergence`): the run
+    then stops at once with status ``"diverged"``. 0 turns a check off.
+
+    Attributes
+    ----------
+    diverge_parameter_factor : float
+        A learnable parameter has diverged when an entry's magnitude exceeds this
+        multiple of its initial scale (its largest initial magnitude, at least 1).
+    diverge_td_error : float
+        The TD error's magnitude beyond which learning has diverged (a non-finite TD
+        error or parameter always ends the run).
+    diverge_state_factor : float
+        A state is far outside its bounds when it is beyond them by more than this
+        multiple of their width (of the bound's magnitude, at least 1, if one-sided).
+    diverge_state_steps : int
+        Consecutive steps with a state far outside its bounds that end the run.
+    diverge_admm_cap_solves : int
+        Consecutive distributed solves that reach the ADMM iteration cap that end the run.
+    """
+
+    flag_group: ClassVar[str] = "divergence detection"
+
+    diverge_parameter_factor: float = 10.0
+    diverge_td_error: float = 1e3
+    diverge_state_factor: float = 10.0
+    diverge_state_steps: int = 5
+    diverge_admm_cap_solves: int = 3
+
+    def __post_init__(self) -> None:
+        _check_all(
+            self,
+            {
+                "diverge_parameter_factor": ("a finite number >= 0", _nonnegative),
+                "diverge_td_error": ("a finite number >= 0", _nonnegative),
+                "diverge_state_factor": ("a finite number >= 0", _nonnegative),
+                "diverge_state_steps": ("an integer > 0", _positive_int),
+                "diverge_admm_cap_solves": ("an integer >= 0", _nonnegative_int),
+            },
+        )
+
+
+#: What ``stabilized = True`` sets, unless the run's settings give the field a value
+#: (docs/robustness.md: the combinations tried and why this one).
+STABILIZED_PRESET: dict[str, float] = {"td_clip": 2.0, "max_update": 0.03, "parameter_box": 0.15}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StabilizationSettings:
+    """Safeguards of the learning, each off by default (the paper's learning);
+    ``stabilized`` switches on the preset of them that kept every seed learning
+    (``STABILIZED_PRESET``; docs/robustness.md). Both learners apply them alike.
+
+    Attributes
+    ----------
+    stabilized : bool
+        Use the stabilized preset for every safeguard not given a value.
+    td_clip : float
+        Clip the TD error at +-td_clip in the stored gradients (a Huber loss); the
+        recorded TD errors are not clipped. 0: off.
+    max_update : float
+        No entry of a learnable parameter moves more than this in one update (the step
+        is clipped entry by entry). 0: off.
+    parameter_box : float
+        Keep every entry of a learnable parameter within +-parameter_box of its initial
+        value (the update is projected onto that box). 0: off.
+    """
+
+    flag_group: ClassVar[str] = "stabilized learning (off by default)"
+
+    stabilized: bool = False
+    td_clip: float = 0.0
+    max_update: float = 0.0
+    parameter_box: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_all(
+            self,
+            {
+                "stabilized": ("true or false", lambda v: isinstance(v, bool)),
+                "td_clip": ("a finite number >= 0", _nonnegative),
+                "max_update": ("a finite number >= 0", _nonnegative),
+                "parameter_box": ("a finite number >= 0", _nonnegative),
+            },
+        )
+
+
+def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (settings by field name) with :data:`STABILIZED_PRESET` filled in for
+    the safeguards it does not give, when it sets ``stabilized``; so a config (and a
+    result file's record of it) always holds the values a run used."""
+    if values.get("stabilized") is True:
+        return {**STABILIZED_PRESET, **values}
+    return dict(values)
+
+
 def _subset(settings: Any, kind: type) -> Any:
     return kind(**{f.name: getattr(settings, f.name) for f in fields(kind)})
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingConfig(QLearningSettings, AdmmSettings):
-    """Settings of a training run: the Q-learning settings, the ADMM settings and these.
+class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSettings, AdmmSettings):
+    """Settings of a training run: the Q-learning, ADMM, divergence and stabilization
+    settings and these.
 
     Attributes
     ----------
@@ -236,6 +334,8 @@ class TrainingConfig(QLearningSettings, AdmmSettings):
     def __post_init__(self) -> None:
         AdmmSettings.__post_init__(self)
         QLearningSettings.__post_init__(self)
+        DivergenceSettings.__post_init__(self)
+        StabilizationSettings.__post_init__(self)
         _check_all(
             self,
             {
@@ -266,3 +366,11 @@ class TrainingConfig(QLearningSettings, AdmmSettings):
     def admm(self) -> AdmmSettings:
         """The ADMM settings alone."""
         return _subset(self, AdmmSettings)
+
+    def divergence(self) -> DivergenceSettings:
+        """The divergence thresholds alone."""
+        return _subset(self, DivergenceSettings)
+
+    def stabilization(self) -> StabilizationSettings:
+        """The safeguards alone."""
+        return _subset(self, StabilizationSettings)

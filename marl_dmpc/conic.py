@@ -89,6 +89,9 @@ class FreshConic(_FixedBounds):
         Its options.
     lbg, ubg, lbx, ubx : array_like
         The (constant) bounds of the problem's constraints and variables.
+    fallback : tuple of (str, dict), optional
+        A second plugin and its options, tried when ``plugin`` fails; :attr:`fallbacks`
+        counts the times it was.
     """
 
     def __init__(
@@ -99,10 +102,13 @@ class FreshConic(_FixedBounds):
         ubg: npt.ArrayLike,
         lbx: npt.ArrayLike,
         ubx: npt.ArrayLike,
+        fallback: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(lbg, ubg, lbx, ubx)
         self.plugin = plugin
         self.options = dict(options)
+        self.fallback = fallback
+        self.fallbacks = 0
 
     def solve(
         self,
@@ -112,10 +118,28 @@ class FreshConic(_FixedBounds):
         lba: npt.NDArray[np.floating],
         uba: npt.NDArray[np.floating],
     ) -> QpSolution:
-        """The QP's optimum, from a solver instance that has solved nothing before."""
+        """The QP's optimum, from a solver instance that has solved nothing before (and,
+        if that fails, from the fallback solver)."""
+        solution = self._solve(self.plugin, self.options, H, A, g, lba, uba)
+        if solution.success or self.fallback is None:
+            return solution
+        self.fallbacks += 1
+        second = self._solve(*self.fallback, H, A, g, lba, uba)
+        if not second.success:
+            second.status = f"{solution.status}; fallback {self.fallback[0]}: {second.status}"
+        return second
+
+    def _solve(
+        self,
+        plugin: str,
+        options: dict[str, Any],
+        H: npt.NDArray[np.floating],
+        A: npt.NDArray[np.floating],
+        g: npt.NDArray[np.floating],
+        lba: npt.NDArray[np.floating],
+        uba: npt.NDArray[np.floating],
+    ) -> QpSolution:
         h, a = cs.DM(H), cs.DM(A)
-        solver = cs.conic(
-            "fresh_qp", self.plugin, {"h": h.sparsity(), "a": a.sparsity()}, self.options
-        )
+        solver = cs.conic("fresh_qp", plugin, {"h": h.sparsity(), "a": a.sparsity()}, options)
         out = solver(h=h, a=a, g=g, lba=lba, uba=uba, lbx=self.lbx, ubx=self.ubx)
         return _solution(out["x"], out["lam_a"], out["lam_x"], solver.stats())

@@ -47,7 +47,7 @@ from .solvers import quiet_solvers
 
 #: The exit codes of the scripts; an interrupted run exits with 128 + the signal's
 #: number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
-EXIT_CODES = {"completed": 0, "failed": 1, "bad input": 2, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "bad input": 2, "interrupted": 130}
 #: Above this consensus error bound (see
 #: :attr:`~marl_dmpc.consensus.AverageConsensus.error_bound`) a run ends with a warning.
 CONSENSUS_WARNING = 1e-6
@@ -209,7 +209,9 @@ class TrainingExample:
             )
         if outcome.status == "interrupted" and run.checkpoint.exists():
             print(f"resume with --resume {run.checkpoint}")
-        if outcome.status == "failed":
+        if outcome.status == "diverged" and run.checkpoint.exists():
+            print(f"its state at divergence: {run.checkpoint}")
+        if outcome.status in ("failed", "diverged"):
             fail(outcome.message)
         if outcome.status == "interrupted":
             return 128 + outcome.signal

@@ -51,6 +51,12 @@ class NetworkEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
             setattr(self, name, np.array(value) if isinstance(value, np.ndarray) else value)
         self.np_random = generator_from_state(state["np_random"])
 
+    def state_bounds(self) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """Lower and upper bounds of the state that the MPCs are asked to keep
+        (infinite where there is none); divergence detection watches them."""
+        shape = self.observation_space.shape
+        return np.full(shape, -np.inf), np.full(shape, np.inf)
+
     def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         """Move ``_x`` one step under the input ``u``; returns every agent's stage cost
         of the state before the step and ``u``."""

@@ -30,7 +30,7 @@ from .mpc import (
 )
 from .network import Network
 from .qp import ActiveSetQp, AffineRegion, DirectSolve, FreshConic
-from .solvers import solver_setup
+from .solvers import fallback_setup, solver_setup
 
 
 @dataclass
@@ -133,7 +133,7 @@ class _LocalProblem:
                 self.p_sym,
                 nlp.f,
                 problem["g"],
-                FreshConic(plugin, opts, **bounds),
+                FreshConic(plugin, opts, **bounds, fallback=fallback_setup(solver)),
                 self.n_static,
                 self.aug_index,
             )
@@ -312,6 +312,13 @@ class LocalMpc:
         :meth:`~marl_dmpc.qp.ActiveSetQp.region`."""
         solver = self.problems[kind].solver
         return solver.region() if isinstance(solver, ActiveSetQp) else None
+
+    def solver_fallbacks(self) -> int:
+        """How many QPs its fallback solver has solved
+        (:data:`~marl_dmpc.solvers.FALLBACK_SOLVERS`)."""
+        return sum(
+            p.solver.fallbacks for p in self.problems.values() if isinstance(p.solver, ActiveSetQp)
+        )
 
     def active_sets(self) -> dict[str, npt.NDArray[np.int8] | None]:
         """The warm start of the V and Q problems' active-set solvers (``None`` where

@@ -16,7 +16,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import casadi as cs
 import mpcrl
+import numpy as np
 from mpcrl import LstdQLearningAgent
 from mpcrl.core.exploration import EpsilonGreedyExploration
 from mpcrl.core.schedulers import ExponentialScheduler
@@ -84,6 +86,45 @@ def value_mpcs(agent: LstdQLearningAgent) -> tuple[Any, Any]:
     return agent._V, agent._Q
 
 
+class FallbackSolver:
+    """Stands in for a csnlp NLP's solver (its private ``_solver``): calls the NLP's own
+    solver and, when that fails, a second one built from the same problem; csnlp calls
+    it with keyword arguments and reads ``func.stats()``."""
+
+    def __init__(self, primary: Any, secondary: Any) -> None:
+        self.primary = primary
+        self.secondary = secondary
+        self.fallbacks = 0
+        self.func = self
+        self._stats: dict[str, Any] = {}
+
+    def __call__(self, **kwargs: Any) -> Any:
+        out = self.primary(**kwargs)
+        stats = self.primary.func.stats()
+        if not stats["success"]:
+            self.fallbacks += 1
+            out = self.secondary(**kwargs)
+            stats = self.secondary.stats()
+        self._stats = stats
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return self._stats
+
+
+def install_fallback(mpc: Any, plugin: str, options: dict[str, Any]) -> FallbackSolver:
+    """Give a csnlp MPC (or NLP) a fallback QP solver (see :class:`FallbackSolver`);
+    again after every ``refresh_solver``, which replaces it."""
+    nlp = mpc.unwrapped
+    problem = {"x": nlp.x, "p": nlp.p, "g": cs.vertcat(nlp.g, nlp.h), "f": nlp.f}
+    secondary = cs.qpsol(f"fallback_{plugin}_{nlp.name}", plugin, problem, options)
+    primary = nlp._solver
+    if isinstance(primary, FallbackSolver):
+        primary = primary.primary
+    nlp._solver = FallbackSolver(primary, secondary)
+    return nlp._solver
+
+
 def set_sensitivity(agent: LstdQLearningAgent, function: Callable[[Any], Any]) -> None:
     """Replace the agent's dQ/dtheta (a function of a Q solution)."""
     agent._sensitivity = function
@@ -96,10 +137,25 @@ def start_training(agent: LstdQLearningAgent) -> None:
     agent._raises = True
 
 
-def store_experience(agent: LstdQLearningAgent, cost: float, q: Any, v: Any) -> bool:
+def store_experience(
+    agent: LstdQLearningAgent, cost: float, q: Any, v: Any, td_clip: float = 0.0
+) -> bool:
     """Store one transition's TD error and gradient as the agent's
-    ``train_one_episode`` does; ``False`` if a solution failed."""
-    return bool(agent._try_store_experience(cost, q, v))
+    ``train_one_episode`` does; ``False`` if a solution failed. With ``td_clip``, the
+    TD error that scales the stored gradient is clipped at +-td_clip (first-order
+    agents only; the recorded TD error is not clipped)."""
+    if not td_clip:
+        return bool(agent._try_store_experience(cost, q, v))
+    if agent.optimizer.order != 1:
+        raise ValueError("TD-error clipping supports first-order optimizers only")
+    success = bool(q.success and v.success)
+    td_error = cost + agent.discount_factor * v.f - q.f if success else np.nan
+    if success:
+        clipped = float(np.clip(td_error, -td_clip, td_clip))
+        agent.store_experience(-clipped * agent._sensitivity(q))
+    if agent.td_errors is not None:
+        agent.td_errors.append(td_error)
+    return success
 
 
 def last_solution(agent: LstdQLearningAgent) -> Any:

@@ -253,6 +253,11 @@ class ActiveSetQp:
         return active
 
     @property
+    def fallbacks(self) -> int:
+        """How many QPs the fallback's own fallback solver has solved."""
+        return self._fallback.fallbacks
+
+    @property
     def active_set(self) -> npt.NDArray[np.int8] | None:
         """The last optimal active set, where the next :meth:`solve` starts (``None``
         before the first); settable, e.g. to resume a run."""

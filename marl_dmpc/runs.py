@@ -23,7 +23,7 @@ from mpcrl import MpcSolverError
 from .checkpoints import CHECKPOINT_FORMAT, Checkpointer, config_fingerprint
 from .envs import StepRecorder
 from .files import Outputs
-from .learning import CentralizedQLearning, Learner
+from .learning import CentralizedQLearning, DivergenceMonitor, Learner, LearningDiverged
 from .progress import TrainingProgress
 from .results import ResultFileError, load_result, save_result, single, versions
 
@@ -79,8 +79,8 @@ def checkpoint_path(out: Path) -> Path:
 @dataclasses.dataclass
 class RunOutcome:
     """How a run ended: ``status`` is ``"completed"``, ``"interrupted"`` (by the signal
-    ``signal``) or ``"failed"`` (then ``message`` says why); ``path`` is the result
-    file."""
+    ``signal``), ``"diverged"`` (its learning diverged) or ``"failed"`` (an MPC could not
+    be solved); ``message`` says why; ``path`` is the result file."""
 
     status: str
     path: Path
@@ -136,6 +136,7 @@ def training_result(
             learner.consensus.error_bound if hasattr(learner, "consensus") else float("nan")
         ),
         "centralized_check": {k: np.asarray(v) for k, v in log.check.items()},
+        "solver_fallbacks": log.fallbacks,
         "steps_completed": steps,
         "updates": len(next(iter(log.parameters.values()), [None])) - 1,
         "wall_time_s": wall_time_s,
@@ -229,6 +230,13 @@ def train(setup: TrainingSetup, run: TrainingRun, example: str) -> RunOutcome:
     checkpointer = Checkpointer(
         config.checkpoint_every, setup.checkpoint_unit, save_checkpoint, done
     )
+    monitor = DivergenceMonitor(
+        config.divergence(),
+        learner.parameter_values(),
+        learner.parameter_agents(),
+        env.unwrapped.state_bounds() if hasattr(env.unwrapped, "state_bounds") else None,
+        None if isinstance(learner, CentralizedQLearning) else config.admm_iters,
+    )
     with (
         TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, steps_done) as bar,
         checkpointer.catching_interrupts(),
@@ -246,10 +254,13 @@ def train(setup: TrainingSetup, run: TrainingRun, example: str) -> RunOutcome:
                 callback=on_step,
                 checkpointer=checkpointer,
                 resume=resume.get("training"),
+                monitor=monitor,
             )
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by the user"
             stop_signal = checkpointer.stop_signal or signal.SIGINT
+        except LearningDiverged as err:
+            status, message = "diverged", str(err)
         except MpcSolverError as err:
             status, message = "failed", f"an MPC could not be solved: {err}"
     result = training_result(learner, env, config, wall(), status, step_times())

@@ -57,6 +57,22 @@ def solver_setup(name: str) -> tuple[str, Literal["nlp", "conic"], dict[str, Any
     raise ValueError(f"unknown solver {name!r}; choose one of {', '.join(SOLVER_CHOICES)}")
 
 
+#: The QP solver tried when a solve fails, before the solve counts as failed (a
+#: failure of one solver on a well-posed QP is usually numerical: qpOASES reports
+#: "infeasibility" on QPs that are feasible by construction, all their state bounds
+#: being soft). IPOPT has none.
+FALLBACK_SOLVERS = {"qpoases": "osqp", "osqp": "qpoases", "qrqp": "qpoases", "highs": "qpoases"}
+
+
+def fallback_setup(name: str) -> tuple[str, dict[str, Any]] | None:
+    """The CasADi conic plugin and options of the named solver's fallback, if any."""
+    fallback = FALLBACK_SOLVERS.get(name)
+    if fallback is None:
+        return None
+    plugin, _, opts = solver_setup(fallback)
+    return plugin, opts
+
+
 @contextlib.contextmanager
 def quiet_solvers() -> Iterator[None]:
     """Discard what is printed to ``sys.stdout`` inside the block.

@@ -107,6 +107,13 @@ class PowerSystemEnv(NetworkEnv):
         self._load = np.zeros(n)
         self._steps = 0
 
+    def state_bounds(self) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """Every area's soft angle bound ``|dtheta_i| <= THETA_MAX`` (its first state);
+        the other states are unbounded."""
+        ub = np.full((self.n_agents, model.NX), np.inf)
+        ub[:, 0] = model.THETA_MAX
+        return -ub.reshape(-1), ub.reshape(-1)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[npt.NDArray[np.floating], dict[str, Any]]:

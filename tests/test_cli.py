@@ -114,15 +114,15 @@ def test_short_distributed_run_writes_a_result(tmp_path, capsys):
 def test_rho_and_learning_rate_flags_change_the_run(tmp_path):
     base = _run(example_1.main, tmp_path, "base", "--steps", "8")
     rho = _run(example_1.main, tmp_path, "rho", "--steps", "8", "--rho", "2.0")
-    lr = _run(example_1.main, tmp_path, "lr", "--steps", "8", "--learning-rate", "1e-3")
-    assert rho["config"]["rho"] == 2.0 and lr["config"]["learning_rate"] == 1e-3
+    lr = _run(example_1.main, tmp_path, "lr", "--steps", "2", "--learning-rate", "2e-4")
+    assert rho["config"]["rho"] == 2.0 and lr["config"]["learning_rate"] == 2e-4
     # rho changes ADMM's path (its iterations), not the MPC's solution
     assert not np.array_equal(base["admm_iterations"], rho["admm_iterations"])
     np.testing.assert_allclose(base["params"]["b_0"], rho["params"]["b_0"], atol=1e-6)
     # the learning rate changes every update
     step_base = base["params"]["b_0"][1] - base["params"]["b_0"][0]
     step_lr = lr["params"]["b_0"][1] - lr["params"]["b_0"][0]
-    np.testing.assert_allclose(step_lr, step_base * 1e-3 / 6e-5, rtol=1e-6)
+    np.testing.assert_allclose(step_lr, step_base * 2e-4 / 6e-5, rtol=1e-6)
 
 
 def test_settings_from_toml_and_from_a_result_file(tmp_path, capsys):

@@ -39,12 +39,31 @@ VALID = {
         lambda v: _int(v) and v > 0,
     ),
     **dict.fromkeys(
-        ["admm_memory", "replay_include_latest", "seed", "consensus_iters", "checkpoint_every"],
+        [
+            "admm_memory",
+            "replay_include_latest",
+            "seed",
+            "consensus_iters",
+            "checkpoint_every",
+            "diverge_admm_cap_solves",
+        ],
         lambda v: _int(v) and v >= 0,
     ),
+    "diverge_state_steps": lambda v: _int(v) and v > 0,
     "rho": lambda v: _number(v) and v > 0,
     **dict.fromkeys(
-        ["admm_tol", "admm_dual_tol", "learning_rate", "exploration_strength"],
+        [
+            "admm_tol",
+            "admm_dual_tol",
+            "learning_rate",
+            "exploration_strength",
+            "diverge_parameter_factor",
+            "diverge_td_error",
+            "diverge_state_factor",
+            "td_clip",
+            "max_update",
+            "parameter_box",
+        ],
         lambda v: _number(v) and v >= 0,
     ),
     **dict.fromkeys(
@@ -53,6 +72,7 @@ VALID = {
     "epsilon": lambda v: _number(v) and 0 <= v <= 1,
     "centralized": lambda v: isinstance(v, bool),
     "check_centralized": lambda v: isinstance(v, bool),
+    "stabilized": lambda v: isinstance(v, bool),
     "solver": lambda v: v in SOLVER_CHOICES,
     "update_hook": lambda v: v in UPDATE_HOOKS,
 }

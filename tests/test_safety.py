@@ -222,6 +222,7 @@ def test_ctrl_c_while_building_writes_nothing(tmp_path, capsys):
 def test_questionable_settings_are_reported(tmp_path, capsys):
     out = tmp_path / "r.pkl"
     argv = [*SHORT, "--consensus-iters", "0", "--admm-iters", "2", "--admm-tol", "1e-14"]
+    argv += ["--diverge-admm-cap-solves", "0"]
     assert example_1.main([*argv, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "warning: --consensus-iters 0 leaves the agents' estimates" in err

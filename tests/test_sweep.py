@@ -73,7 +73,7 @@ def test_ray_sweep_is_the_runs_one_by_one(tmp_path, one_by_one):
 def test_rerunning_continues_without_recomputing(local_sweep, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in local_sweep.rglob("seed*.pkl")}
     assert sweep(["example_1", *GRID, "--dir", str(local_sweep), "--no-progress"]) == 0
-    assert "4 completed, 0 failed, 0 left" in capsys.readouterr().out
+    assert "4 completed, 0 diverged, 0 failed, 0 left" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in local_sweep.rglob("seed*.pkl")} == stamps
 
 
@@ -125,7 +125,7 @@ def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, capsys):
     assert failed["status"] == "failed" and "OutputError" in failed["message"]
     assert blocker.read_bytes() == b"the user's own"
     assert load_result(folder / "default" / "seed1.pkl")["status"] == "completed"
-    assert "1 completed, 1 failed, 0 left" in capsys.readouterr().out
+    assert "1 completed, 0 diverged, 1 failed, 0 left" in capsys.readouterr().out
     assert sweep(argv) == 1  # a failed run is kept as it is, not rerun
     line = fails_with(sweep, [argv[0], "--seeds", "1-3", *argv[3:]], capsys)
     assert "holds another sweep" in line

@@ -31,6 +31,7 @@ from ..network import Network
 from .centralized import CentralizedQLearning
 from .check import CentralizedCheck
 from .distributed import ActionValue, DistributedQLearning
+from .divergence import DivergenceMonitor, LearningDiverged
 from .loop import StepCallback, TrainingLoop
 from .records import TrainingLog
 
@@ -41,7 +42,9 @@ __all__ = [
     "CentralizedCheck",
     "CentralizedQLearning",
     "DistributedQLearning",
+    "DivergenceMonitor",
     "Learner",
+    "LearningDiverged",
     "StepCallback",
     "TrainingLog",
     "TrainingLoop",
@@ -55,7 +58,13 @@ def make_learner(
     """The learner ``config`` asks for: centralized (mpcrl's agent on the network's MPC)
     or distributed (consensus ADMM over the local MPCs)."""
     if config.centralized:
-        return CentralizedQLearning(definition, network, config.q_learning(), solver=config.solver)
+        return CentralizedQLearning(
+            definition,
+            network,
+            config.q_learning(),
+            solver=config.solver,
+            safeguards=config.stabilization(),
+        )
     return DistributedQLearning(
         definition,
         network,
@@ -64,4 +73,5 @@ def make_learner(
         consensus_iters=config.consensus_iters,
         solver=config.solver,
         check_centralized=config.check_centralized,
+        safeguards=config.stabilization(),
     )

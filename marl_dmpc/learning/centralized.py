@@ -15,14 +15,20 @@ from mpcrl import LearnableParameter, LearnableParametersDict, LstdQLearningAgen
 from mpcrl.optim import GradientDescent
 
 from .. import mpcrl_compat as compat
-from ..config import QLearningSettings
+from ..config import QLearningSettings, StabilizationSettings
 from ..envs import mpc_parameters
 from ..mpc import PERTURBATION, LocalMpcDefinition, build_centralized_mpc, lagrangian_gradient
 from ..network import Network
+from ..solvers import fallback_setup
 from .check import multipliers
 from .loop import TrainingLoop, refresh_solvers
 from .records import TrainingLog
-from .settings import make_experience, make_exploration, make_optimizer, make_update_strategy
+from .settings import (
+    make_experience,
+    make_exploration,
+    make_optimizer,
+    make_update_strategy,
+)
 
 
 def _learnable_dict(values: Mapping[str, npt.ArrayLike]) -> LearnableParametersDict:
@@ -59,7 +65,8 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
 
     The one change to mpcrl's agent: Q(s, a) at V(s)'s own action, with no update in
     between, is read off V(s)'s solution, as the distributed learner does (see the
-    module's notes).
+    module's notes). The safeguards, if any, act as in the distributed learner: on the
+    optimizer's step and on the TD error in the stored gradients.
     """
 
     def __init__(
@@ -69,18 +76,22 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         settings: QLearningSettings,
         *,
         solver: str,
+        safeguards: StabilizationSettings | None = None,
     ) -> None:
         n = network.n_agents
         learnable: dict[str, npt.NDArray[np.floating]] = {}
         fixed: dict[str, npt.NDArray[np.floating]] = {}
+        self._agents: dict[str, int] = {}
         for i in range(n):
-            learnable.update(definition.learnable_parameters(i, network))
+            own = definition.learnable_parameters(i, network)
+            learnable.update(own)
+            self._agents.update(dict.fromkeys(own, i))
             fixed.update(definition.fixed_parameters(i, network))
         super().__init__(
             mpc=build_centralized_mpc(definition, network, solver),
             update_strategy=make_update_strategy(settings),
             discount_factor=definition.discount,
-            optimizer=make_optimizer(settings),
+            optimizer=make_optimizer(settings, safeguards),
             learnable_parameters=_learnable_dict(learnable),
             fixed_parameters=fixed,
             exploration=make_exploration(settings, n, definition.nu),
@@ -88,6 +99,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             record_td_errors=True,
             name="centralized",
         )
+        self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         if self.optimizer.order != 1:
             raise ValueError("CentralizedQLearning supports first-order optimizers only")
         names = compat.learnable_names(self)
@@ -105,9 +117,16 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         self._last_value: tuple[npt.NDArray, npt.NDArray, Any] | None = None
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
+        self._fallback = fallback_setup(solver)
+        self._fallbacks_before = 0
+        self._install_fallbacks()
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         return dict(self.learnable_parameters.value_as_dict)
+
+    def parameter_agents(self) -> dict[str, int]:
+        """The agent that owns each learnable parameter (by global name)."""
+        return dict(self._agents)
 
     def set_parameter_values(self, values: Mapping[str, npt.ArrayLike]) -> None:
         """Set the learnable parameters to ``values`` (by global name, every one of
@@ -188,12 +207,13 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         new_state, cost, truncated, terminated, _ = env.step(action)
         self.on_env_step(env, episode, timestep)
         new_action, solution_v = self.state_value(new_state, False, action_space=env.action_space)
-        if not compat.store_experience(self, cost, solution_q, solution_v):
+        if not compat.store_experience(self, cost, solution_q, solution_v, self.td_clip):
             self.on_mpc_failure(
                 episode, timestep, f"{solution_q.status} (Q); {solution_v.status} (V)", True
             )
         td_error = float(self.td_errors[-1])
         self.log.td_errors.append(td_error)
+        self._count_fallbacks()
         self.on_timestep_end(env, episode, timestep + 1)  # updates if due
         return np.asarray(new_state), new_action, float(cost), truncated or terminated, td_error
 
@@ -222,9 +242,28 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         compat.set_last_solution(self, None if warm is None else _WarmStart(dict(warm)))
         self.td_errors.clear()  # mpcrl's own record, kept beside the log
         self.td_errors.extend(self.log.td_errors)
+        self._fallbacks_before = self.log.fallbacks  # the solvers' counts start anew
+        for solver in self._fallback_solvers:
+            solver.fallbacks = 0
 
     def _restart_solvers(self) -> None:
+        self._count_fallbacks()
+        self._fallbacks_before = self.log.fallbacks
         refresh_solvers(self)
+        self._install_fallbacks()
+
+    def _install_fallbacks(self) -> None:
+        """Give V's and Q's solvers the fallback solver (none for IPOPT)."""
+        self._fallback_solvers = (
+            []
+            if self._fallback is None
+            else [compat.install_fallback(m, *self._fallback) for m in compat.value_mpcs(self)]
+        )
+
+    def _count_fallbacks(self) -> None:
+        self.log.fallbacks = self._fallbacks_before + sum(
+            f.fallbacks for f in self._fallback_solvers
+        )
 
 
 @dataclass(frozen=True)

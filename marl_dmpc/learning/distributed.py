@@ -13,7 +13,7 @@ from mpcrl import LearnableParameter, LearnableParametersDict, MpcSolverError
 from mpcrl.optim import GradientDescent
 
 from ..admm import AdmmCoordinator, AdmmResult
-from ..config import AdmmSettings, QLearningSettings
+from ..config import AdmmSettings, QLearningSettings, StabilizationSettings
 from ..consensus import AverageConsensus
 from ..envs import AGENT_COSTS, mpc_parameters
 from ..local_mpc import LocalMpc
@@ -22,7 +22,13 @@ from ..network import Network
 from .check import CentralizedCheck, split_agents
 from .loop import TrainingLoop
 from .records import TrainingLog
-from .settings import make_experience, make_exploration, make_optimizer, make_update_strategy
+from .settings import (
+    clip_td_error,
+    make_experience,
+    make_exploration,
+    make_optimizer,
+    make_update_strategy,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class DistributedQLearning(TrainingLoop):
         Solver of the local (and check) problems.
     check_centralized : bool
         Also solve the centralized MPC at every solve and log the gaps.
+    safeguards : StabilizationSettings, optional
+        The learning's safeguards (none: the paper's learning).
     """
 
     def __init__(
@@ -107,8 +115,10 @@ class DistributedQLearning(TrainingLoop):
         consensus_iters: int,
         solver: str,
         check_centralized: bool = False,
+        safeguards: StabilizationSettings | None = None,
     ) -> None:
         n = network.n_agents
+        self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         self.definition = definition
         self.network = network
         self.discount = definition.discount
@@ -120,7 +130,7 @@ class DistributedQLearning(TrainingLoop):
         ]
         self.optimizers = []
         for pars in self.learnable:
-            optimizer = make_optimizer(settings)
+            optimizer = make_optimizer(settings, safeguards)
             optimizer.set_learnable_parameters(pars.parameters)
             self.optimizers.append(optimizer)
         self.experience = make_experience(settings)
@@ -134,6 +144,7 @@ class DistributedQLearning(TrainingLoop):
         )
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
+        self._fallbacks_seen = 0
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         """Every agent's current learnable parameters, by global name."""
@@ -141,6 +152,10 @@ class DistributedQLearning(TrainingLoop):
         for pars in self.learnable:
             values.update(pars.values)
         return values
+
+    def parameter_agents(self) -> dict[str, int]:
+        """The agent that owns each learnable parameter (by global name)."""
+        return {name: i for i, pars in enumerate(self.learnable) for name in pars.shapes}
 
     def set_parameter_values(self, values: Mapping[str, npt.ArrayLike]) -> None:
         """Set the learnable parameters to ``values`` (by global name, every one of
@@ -173,6 +188,9 @@ class DistributedQLearning(TrainingLoop):
             parameters.append(pars)
         result = self.admm.solve(kind, parameters)
         self.log.admm_iterations.append(result.iterations)
+        fallbacks = sum(m.solver_fallbacks() for m in self.local_mpcs)
+        self.log.fallbacks += fallbacks - self._fallbacks_seen
+        self._fallbacks_seen = fallbacks
         if not result.success:
             raise MpcSolverError(
                 f"distributed {kind}: a local MPC failed ({'; '.join(result.statuses)})"
@@ -288,7 +306,8 @@ class DistributedQLearning(TrainingLoop):
         v_next = self.consensus.sum(sol_v.values)
         q_value = self.consensus.sum(q.values)
         td = cost + self.discount * v_next - q_value  # every agent's own estimate
-        gradients = tuple(-td[i] * dq for i, dq in enumerate(q.gradients))
+        scale = clip_td_error(td, self.td_clip)
+        gradients = tuple(-scale[i] * dq for i, dq in enumerate(q.gradients))
         self.experience.append(gradients)
         self.log.td_errors.append(float(td.mean()))
         return float(td.mean())

@@ -15,6 +15,7 @@ from mpcrl.optim import GradientDescent
 from ..checkpoints import Checkpointer, Position, generator_state, set_generator_state
 from ..mpcrl_compat import RngType, load_optimizer_state, mk_seed, optimizer_state
 from ..threads import single_threaded_blas
+from .divergence import DivergenceMonitor, LearningDiverged
 
 StepCallback = Callable[[float], None]
 """Called at the end of every training step with the step's TD error."""
@@ -38,6 +39,7 @@ class TrainingLoop:
         callback: StepCallback | None = None,
         checkpointer: Checkpointer | None = None,
         resume: Mapping[str, Any] | None = None,
+        monitor: DivergenceMonitor | None = None,
     ) -> npt.NDArray[np.floating]:
         """Train for ``episodes`` episodes; returns each episode's total cost.
 
@@ -61,6 +63,10 @@ class TrainingLoop:
             A state saved by ``checkpointer`` (``"training"`` of a checkpoint file):
             training continues from there with the same ``seed``, as the uninterrupted
             run did (see :mod:`marl_dmpc.checkpoints`).
+        monitor : DivergenceMonitor, optional
+            Checks every step for divergence; when it raises
+            :class:`~.divergence.LearningDiverged`, the ``checkpointer`` (if any) saves
+            the run's state first.
         """
         rng = np.random.default_rng(seed)
         with single_threaded_blas():
@@ -97,6 +103,19 @@ class TrainingLoop:
                     position.returns.append(position.total)
                     position.episode += 1
                     position.state = position.action = None
+                if monitor is not None:
+                    try:
+                        monitor.check(
+                            position.steps,
+                            new_state,
+                            td_error,
+                            self.log.parameters,
+                            self.log.admm_iterations,
+                        )
+                    except LearningDiverged:
+                        if checkpointer is not None:
+                            checkpointer.save_now(state)
+                        raise
                 if checkpointer is not None and (position.state is None or not self._in_flight()):
                     if checkpointer.at_boundary(position, state):
                         self._restart_solvers()  # as a run resumed from here starts them

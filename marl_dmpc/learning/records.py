@@ -26,12 +26,16 @@ class TrainingLog:
         With the centralized check, per solve: ``"v_error"``, ``"q_error"`` (absolute
         errors of the ADMM values), ``"dual_error"`` (max abs error of the dynamics
         multipliers) and ``"gradient_error"`` (max abs error of the Lagrangian's gradient).
+    fallbacks : int
+        Solves that failed with the MPCs' solver and were tried again with the fallback
+        solver (:data:`~marl_dmpc.solvers.FALLBACK_SOLVERS`).
     """
 
     td_errors: list[float] = field(default_factory=list)
     parameters: dict[str, list[npt.NDArray[np.floating]]] = field(default_factory=dict)
     admm_iterations: list[int] = field(default_factory=list)
     check: dict[str, list[float]] = field(default_factory=dict)
+    fallbacks: int = 0
 
     def record_parameters(self, values: Mapping[str, npt.ArrayLike]) -> None:
         for name, value in values.items():
@@ -48,6 +52,7 @@ class TrainingLog:
             "parameters": self.parameter_history(),
             "admm_iterations": np.asarray(self.admm_iterations, dtype=np.int64),
             "check": {name: np.asarray(v, dtype=float) for name, v in self.check.items()},
+            "fallbacks": self.fallbacks,
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -56,3 +61,4 @@ class TrainingLog:
         self.parameters = {name: list(np.asarray(h)) for name, h in state["parameters"].items()}
         self.admm_iterations = [int(v) for v in state["admm_iterations"]]
         self.check = {name: [float(v) for v in values] for name, values in state["check"].items()}
+        self.fallbacks = int(state.get("fallbacks", 0))

@@ -7,19 +7,63 @@ numbers.
 
 from __future__ import annotations
 
-from mpcrl import ExperienceReplay, UpdateStrategy
+import numpy as np
+import numpy.typing as npt
+from mpcrl import ExperienceReplay, LearnableParametersDict, UpdateStrategy
 from mpcrl.optim import GradientDescent
 
-from ..config import QLearningSettings
+from ..config import QLearningSettings, StabilizationSettings
 from ..exploration import PerAgentExploration
 from ..mpcrl_compat import ExponentialScheduler
 
 
-def make_optimizer(settings: QLearningSettings) -> GradientDescent:
-    """Plain gradient descent with the scheduled learning rate."""
-    return GradientDescent(
-        ExponentialScheduler(settings.learning_rate, settings.learning_rate_decay)
-    )
+def make_optimizer(
+    settings: QLearningSettings, safeguards: StabilizationSettings | None = None
+) -> GradientDescent:
+    """Gradient descent with the scheduled learning rate: plain (the paper's), or with
+    the update's safeguards (:class:`SafeguardedGradientDescent`) if any is on."""
+    rate = ExponentialScheduler(settings.learning_rate, settings.learning_rate_decay)
+    if safeguards is None or not (safeguards.max_update or safeguards.parameter_box):
+        return GradientDescent(rate)
+    return SafeguardedGradientDescent(rate, safeguards.max_update, safeguards.parameter_box)
+
+
+def clip_td_error(td_error: npt.ArrayLike, limit: float) -> npt.ArrayLike:
+    """The TD error as it scales a stored gradient: clipped at +-``limit`` (the
+    gradient of a Huber loss), unchanged if ``limit`` is 0."""
+    return np.clip(td_error, -limit, limit) if limit else td_error
+
+
+class SafeguardedGradientDescent(GradientDescent):
+    """Gradient descent whose step moves no entry more than ``max_update`` and whose
+    result stays within ``+-box`` of the parameters' initial values.
+
+    Both are projections of the plain step (clipping entry by entry), which is what
+    mpcrl's constrained update (a QP with an identity Hessian and box bounds) computes,
+    without a QP solver. 0 turns either off.
+    """
+
+    def __init__(self, learning_rate: ExponentialScheduler, max_update: float, box: float) -> None:
+        super().__init__(learning_rate)
+        self.max_update = max_update
+        self.box = box
+
+    def set_learnable_parameters(self, pars: LearnableParametersDict) -> None:
+        super().set_learnable_parameters(pars)
+        self._initial = np.array(pars.value, dtype=float)
+
+    def _first_order_update(
+        self, gradient: npt.NDArray[np.floating]
+    ) -> tuple[npt.NDArray[np.floating], str | None]:
+        theta = np.asarray(self.learnable_parameters.value, dtype=float)
+        theta_new, status = super()._first_order_update(gradient)
+        step = np.asarray(theta_new, dtype=float) - theta
+        if self.max_update:
+            step = np.clip(step, -self.max_update, self.max_update)
+        theta_new = theta + step
+        if self.box:
+            theta_new = np.clip(theta_new, self._initial - self.box, self._initial + self.box)
+        return theta_new, status
 
 
 def make_experience(settings: QLearningSettings) -> ExperienceReplay:

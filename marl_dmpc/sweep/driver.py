@@ -1,6 +1,6 @@
 """The sweep's driver: what is left to run, the backend, the results as they arrive.
 
-A run's state is read from its files: a completed or failed result is kept (a failed run
+A run's state is read from its files: a completed, diverged or failed result is kept (a failed run
 would fail again), an interrupted result or a checkpoint is resumed, nothing is started.
 Results come back from the backend as plain data and are written here (atomically,
 replacing only the run's own partial result); a completed run's checkpoint is then
@@ -27,9 +27,13 @@ from .backends import Backend
 from .plan import PlannedRun, load_example
 from .task import own_checkpoint
 
+#: How a run can end for good (a rerun of the sweep keeps its result).
+FINAL = ("completed", "diverged", "failed")
+
 
 def run_state(folder: Path, run: PlannedRun) -> str:
-    """``"completed"``, ``"failed"`` (kept as they are) or ``"todo"`` (new or to resume)."""
+    """``"completed"``, ``"diverged"``, ``"failed"`` (kept as they are) or ``"todo"`` (new
+    or to resume)."""
     path = folder / run.result
     if not path.exists():
         return "todo"
@@ -40,7 +44,7 @@ def run_state(folder: Path, run: PlannedRun) -> str:
     if result.get("config") != run.config:
         return "todo"
     status = result.get("status")
-    return status if status in ("completed", "failed") else "todo"
+    return status if status in FINAL else "todo"
 
 
 def failure_result(example: str, run: PlannedRun, err: BaseException) -> dict[str, Any]:
@@ -61,9 +65,15 @@ class SweepOutcome:
     """Counts of a sweep's runs when the driver ended, and the signal that stopped it."""
 
     completed: int = 0
+    diverged: int = 0
     failed: int = 0
     left: int = 0
     stop_signal: int | None = None
+
+    @property
+    def finished(self) -> int:
+        """Runs that ended for good."""
+        return self.completed + self.diverged + self.failed
 
     @property
     def exit_code(self) -> int:
@@ -84,12 +94,12 @@ def run_sweep(
     load_example(example)  # a clear error here rather than in every task
     runs = manifest["runs"]
     states = [run_state(folder, run) for run in runs]
-    outcome = SweepOutcome(completed=states.count("completed"), failed=states.count("failed"))
+    outcome = SweepOutcome(**{status: states.count(status) for status in FINAL})
     todo = [run for run, state in zip(runs, states, strict=True) if state == "todo"]
     outputs = Outputs()
     bar = tqdm(
         total=len(states),
-        initial=outcome.completed + outcome.failed,
+        initial=outcome.finished,
         disable=not progress,
         unit="run",
         dynamic_ncols=True,
@@ -112,8 +122,8 @@ def run_sweep(
         pending, stopping = list(handles), False
         while pending:
             bar.set_postfix_str(
-                f"completed {outcome.completed}, failed {outcome.failed}, "
-                f"queued or running {len(pending)}"
+                f"completed {outcome.completed}, diverged {outcome.diverged}, "
+                f"failed {outcome.failed}, queued or running {len(pending)}"
             )
             done, pending = backend.wait(pending)
             if stop.requested and not stopping:
@@ -130,14 +140,14 @@ def run_sweep(
                         continue
                     result = failure_result(example, run, err)
                 _write(folder, run, result, outputs, example)
-                if result["status"] == "completed":
-                    outcome.completed += 1
-                elif result["status"] == "failed":
-                    outcome.failed += 1
-                    tqdm.write(f"{run.label}, seed {run.seed} failed: {result['message']}")
-                bar.update(result["status"] in ("completed", "failed"))
+                status = result["status"]
+                if status in FINAL:
+                    setattr(outcome, status, getattr(outcome, status) + 1)
+                if status in ("diverged", "failed"):
+                    tqdm.write(f"{run.label}, seed {run.seed} {status}: {result['message']}")
+                bar.update(status in FINAL)
     bar.close()
-    outcome.left = len(states) - outcome.completed - outcome.failed
+    outcome.left = len(states) - outcome.finished
     outcome.stop_signal = stop.signal if stop.requested else None
     return outcome
 
@@ -162,7 +172,10 @@ def _write(
 
 def summary(outcome: SweepOutcome, folder: Path) -> str:
     """The last line a sweep prints."""
-    text = f"{outcome.completed} completed, {outcome.failed} failed, {outcome.left} left"
+    text = (
+        f"{outcome.completed} completed, {outcome.diverged} diverged, {outcome.failed} failed, "
+        f"{outcome.left} left"
+    )
     if outcome.stop_signal is not None:
         text += f"; stopped: rerun the same command to continue (results in {folder})"
     return text
