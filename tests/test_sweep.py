@@ -143,7 +143,7 @@ def test_report_writes_its_table_and_figure(local_sweep, capsys):
     assert sweep(["report", str(local_sweep), "--out", str(out)]) == 0
     table = (out / "report.md").read_text()
     for label in LABELS:
-        assert f"| {label} | 2 | 2 | 0.00 |" in table
+        assert f"| {label} | 2 | 2 | 0 | 0 |" in table
     rows = (out / "report.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("configuration,runs,completed")
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"

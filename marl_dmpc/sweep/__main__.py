@@ -1,5 +1,7 @@
 """The sweep command (docs/sweeps.md): ``python -m marl_dmpc.sweep EXAMPLE ...`` runs or
-continues a sweep, ``python -m marl_dmpc.sweep report DIR`` tabulates and draws it."""
+continues a sweep, ``python -m marl_dmpc.sweep report DIR|SUMMARY ...`` tabulates and
+draws sweeps, ``python -m marl_dmpc.sweep summarize DIR --out FILE`` writes a sweep's
+compact summary."""
 
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ def _parser() -> tuple[OneLineArgumentParser, dict[str, argparse.ArgumentParser]
     """The command's parser and its examples' subparsers."""
     parser = OneLineArgumentParser(prog="python -m marl_dmpc.sweep", description=__doc__)
     subs = {}
-    commands = parser.add_subparsers(dest="command", required=True, metavar="EXAMPLE|report")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="EXAMPLE|report|summarize"
+    )
     for name in EXAMPLES:
         example = load_example(name)
         sub = subs[name] = commands.add_parser(
@@ -77,12 +81,22 @@ def _parser() -> tuple[OneLineArgumentParser, dict[str, argparse.ArgumentParser]
         sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         add_config_sources(sub)
         add_config_flags(sub, example.config_type)
-    report = commands.add_parser("report", help="tables and figures of a sweep")
-    report.add_argument("dir", type=Path, help="the sweep folder")
-    report.add_argument("--out", type=Path, default=None, help="default DIR/report")
+    report = commands.add_parser("report", help="tables and figures of sweeps")
+    report.add_argument(
+        "sources", type=Path, nargs="+", metavar="SOURCE", help="sweep folders or summary files"
+    )
+    report.add_argument(
+        "--out", type=Path, default=None, help="default SOURCE/report (of the first folder)"
+    )
     report.add_argument(
         "--overwrite", action="store_true", help="replace the files of an earlier report"
     )
+    summarize = commands.add_parser(
+        "summarize", help="a sweep's compact summary (what its report needs), to commit"
+    )
+    summarize.add_argument("dir", type=Path, help="the sweep folder")
+    summarize.add_argument("--out", type=Path, required=True, help="the summary file (.pkl)")
+    summarize.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser, subs
 
 
@@ -120,12 +134,15 @@ def _run(sub: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser, subs = _parser()
     args = parser.parse_args(argv)
-    if args.command == "report":
+    if args.command in ("report", "summarize"):
         from .report import write_report
+        from .summary import SummaryError, write_summary
 
         try:
-            return write_report(args.dir, args.out, args.overwrite)
-        except (SweepError, OutputError) as err:
+            if args.command == "summarize":
+                return write_summary(args.dir, args.out, args.overwrite)
+            return write_report(args.sources, args.out, args.overwrite)
+        except (SweepError, SummaryError, OutputError) as err:
             fail(str(err), EXIT_CODES["bad input"])
     return _run(subs[args.command], args)
 
