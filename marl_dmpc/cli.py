@@ -353,8 +353,8 @@ def parse_config(
     parser: argparse.ArgumentParser, config_type: type[ConfigT], args: argparse.Namespace
 ) -> tuple[ConfigT, dict[str, Any]]:
     """The config of parsed ``args`` (defaults, then ``--config``/``--config-from``, then
-    the flags given) and the fields that were given as flags. Errors end the program
-    through ``parser.error``."""
+    the flags given) and the settings given explicitly (by the file or a flag; the
+    others are defaults). Errors end the program through ``parser.error``."""
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_type)
@@ -374,6 +374,6 @@ def parse_config(
     values.update(given)
     origin.update({name: f"argument {flag_name(name)}" for name in given})
     try:
-        return make_config(config_type, values, origin), given
+        return make_config(config_type, values, origin), values
     except ValueError as err:
         parser.error(str(err))

@@ -70,6 +70,36 @@ DATA_FILES = {
     ),
 }
 
+
+def _study(name: str, sweep: str) -> tuple[str, str]:
+    """A robustness study: the sweep into ``runs/study/<name>``, then its summary."""
+    return (
+        "sweep_summary",
+        f"python -m marl_dmpc.sweep {sweep} --dir runs/study/{name} && "
+        f"python -m marl_dmpc.sweep summarize runs/study/{name} "
+        f"--out data/robustness/{name}.pkl",
+    )
+
+
+EXAMPLE_1_STUDY = "example_1 --seeds 1-20 --steps 20000 --eval-episodes 20"
+#: The robustness studies (docs/robustness.md): sweeps, kept as their summaries.
+DATA_FILES.update(
+    {
+        f"robustness/{name}.pkl": _study(name, sweep)
+        for name, sweep in {
+            "example_1_distributed_default": EXAMPLE_1_STUDY,
+            "example_1_distributed_stabilized": f"{EXAMPLE_1_STUDY} --stabilized",
+            "example_1_safeguards": f"{EXAMPLE_1_STUDY} --max-update 0.03 "
+            "--parameter-box 0.15 --set td_clip=0,10",
+            "example_1_safeguards_td_clip_2": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 2 "
+            "--max-update 0.03 --parameter-box 0.15",
+            "example_1_centralized_default": f"{EXAMPLE_1_STUDY} --centralized",
+            "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
+            "--eval-episodes 20 --set stabilized=false,true",
+        }.items()
+    }
+)
+
 HEADER = """# Data: the full reproduction runs
 
 Every file here was written by this repository's scripts with the command beside it (run
@@ -77,7 +107,8 @@ from the repository's root, on a 2-core machine; add `--overwrite` to replace a 
 exists); `python plotting/make_figures.py` draws the paper's figures from them and
 `python plotting/data_manifest.py --write` rewrites this list.
 The format of each file is described in docs/results.md. Wall
-times are the ones the files record (the work itself, without Python's start-up).
+times are the ones the files record (the work itself, without Python's start-up; for a
+study, its runs' training times summed, which 2 workers shared).
 
 | file | command | wall time | size |
 |---|---|---|---|

@@ -152,27 +152,36 @@ def tables(data: Path) -> str:
     )
 
 
-def rewrite_readme(readme: Path, block: str) -> None:
-    """Replace the text between README.md's results markers with ``block`` (atomically;
-    the rest of the file is kept as it is)."""
+def rewrite_block(
+    path: Path, block: str, markers: tuple[str, str] = (BEGIN, END), command: str = ""
+) -> None:
+    """Replace the text between the ``markers`` lines of ``path`` (README.md) with
+    ``block`` and a note naming ``command`` (atomically; the rest of the file is kept
+    as it is)."""
+    begin, end = markers
     bad_input = EXIT_CODES["bad input"]
     try:
-        text = readme.read_text()
+        text = path.read_text()
     except OSError as err:
-        fail(f"cannot read {readme}: {err.strerror}", bad_input)
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        fail(f"{readme} needs one '{BEGIN}' line and one '{END}' line", bad_input)
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    command = "python plotting/results_table.py --readme"
+        fail(f"cannot read {path}: {err.strerror}", bad_input)
+    if text.count(begin) != 1 or text.count(end) != 1:
+        fail(f"{path} needs one '{begin}' line and one '{end}' line", bad_input)
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    command = command or "python plotting/results_table.py --readme"
     new = (
-        f"{head}{BEGIN}\n<!-- written by `{command}`; do not edit by hand -->\n\n"
-        f"{block}\n\n{END}{tail}"
+        f"{head}{begin}\n<!-- written by `{command}`; do not edit by hand -->\n\n"
+        f"{block}\n\n{end}{tail}"
     )
     try:
-        write_atomic(readme, new.encode(), replace=True)
+        write_atomic(path, new.encode(), replace=True)
     except (OutputError, OSError) as err:
-        fail(f"cannot write {readme}: {err}", bad_input)
+        fail(f"cannot write {path}: {err}", bad_input)
+
+
+def rewrite_readme(readme: Path, block: str) -> None:
+    """Replace the text between README.md's results markers with ``block``."""
+    rewrite_block(readme, block)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,3 +185,45 @@ def test_a_sweep_records_diverged_runs_and_keeps_them(tmp_path, capsys):
     assert sweep(["report", str(summary), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "report.md").read_text()
     assert "| summary: default | 1 | 0 | 1 | 0 |" in table
+
+
+def test_a_grid_of_stabilized_switches_the_preset_on():
+    from marl_dmpc.sweep.plan import plan
+
+    runs = plan("example_1", {"steps": 4}, {"stabilized": [False, True]}, [1])
+    off, on = (run.config for run in runs)
+    assert (off["td_clip"], off["max_update"], off["parameter_box"]) == (0.0, 0.0, 0.0)
+    assert {name: on[name] for name in STABILIZED_PRESET} == STABILIZED_PRESET
+
+
+def test_the_robustness_tables_and_figures_come_from_the_summaries(tmp_path, capsys, monkeypatch):
+    from reproduction.plotting import robustness
+
+    folder = tmp_path / "sweep"
+    argv = ["example_1", "--seeds", "1,5", "--steps", "80", "--dir", str(folder)]
+    assert sweep([*argv, "--no-progress", "--eval-episodes", "1"]) == 0
+    data = tmp_path / "data"
+    out = data / "example_1_distributed_default.pkl"
+    assert sweep(["summarize", str(folder), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert robustness.main(["--data", str(data)]) == 0
+    printed = capsys.readouterr().out
+    row = "| Example 1 | distributed, paper's settings | 2/2 | 1 | 0 | "
+    assert row in printed and "| none (the paper's learning) | 2/2 | 1 | 0 |" in printed
+    assert "Not made yet" in printed
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    for path, markers in (
+        (root / "README.md", robustness.README_MARKERS),
+        (root / "docs" / "robustness.md", robustness.DOCS_MARKERS),
+    ):
+        path.write_text(f"# T\n\n{markers[0]}\nold\n{markers[1]}\n\nrest\n")
+    monkeypatch.setattr(robustness, "ROOT", root)
+    figures = tmp_path / "figures"
+    assert robustness.main(["--data", str(data), "--figures", str(figures), "--write"]) == 0
+    readme = (root / "README.md").read_text()
+    assert row in readme and "old" not in readme and readme.endswith("\n\nrest\n")
+    assert (figures / "robustness_example_1.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (figures / "robustness_power_system.png").exists()  # no study of it
+    line = fails_with(robustness.main, ["--data", str(tmp_path / "nothing")], capsys)
+    assert "holds no study summary" in line

@@ -6,7 +6,6 @@ compact summary."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -105,11 +104,13 @@ def _run(sub: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .driver import run_sweep, summary
 
     example = load_example(args.command)
-    config, _ = parse_config(sub, example.config_type, args)
+    # the base holds only what was given, so that a grid's value of `stabilized` can
+    # switch on the preset of the safeguards the base does not set
+    _, given = parse_config(sub, example.config_type, args)
     try:
         seeds = parse_seeds(args.seeds)
         grid = dict(parse_set(text, example.config_type) for text in args.set)
-        base = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+        base = {k: v for k, v in given.items() if k != "seed"}
         runs = plan(args.command, base, grid, seeds)
         folder = default_folder(args.command, runs) if args.dir is None else args.dir
         write_or_check_manifest(

@@ -114,6 +114,7 @@ def summarize(folder: Path) -> dict[str, Any]:
         "eval_episodes": asked["eval_episodes"],
         "planned": _planned(asked),
         "runs": runs,
+        "wall_time_s": float(sum(r["wall_time_s"] for r in runs if np.isfinite(r["wall_time_s"]))),
         "versions": versions(),
     }
 
