@@ -89,10 +89,9 @@ DATA_FILES.update(
         for name, sweep in {
             "example_1_distributed_default": EXAMPLE_1_STUDY,
             "example_1_distributed_stabilized": f"{EXAMPLE_1_STUDY} --stabilized",
-            "example_1_safeguards": f"{EXAMPLE_1_STUDY} --max-update 0.03 "
-            "--parameter-box 0.15 --set td_clip=0,10",
             "example_1_safeguards_td_clip_2": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 2 "
             "--max-update 0.03 --parameter-box 0.15",
+            "example_1_safeguards_td_clip_10": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 10",
             "example_1_centralized_default": f"{EXAMPLE_1_STUDY} --centralized",
             "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
             "--eval-episodes 20 --set stabilized=false,true",

@@ -125,7 +125,7 @@ def test_safeguarded_step_is_the_projection_of_the_plain_step():
 
 def test_both_learners_apply_the_safeguards_alike():
     """A learning rate at which every safeguard acts: the learners still agree."""
-    settings = {"learning_rate": 1e-3, "stabilized": True, "diverge_parameter_factor": 0.0}
+    settings = {"learning_rate": 1e-3, "stabilized": True, "td_clip": 2.0}
     settings = dict(make_config(Example1Config, settings, {}).__dict__)
     del settings["steps"], settings["seed"], settings["centralized"]
     cen, _ = run(20, True, seed=42, **settings)
