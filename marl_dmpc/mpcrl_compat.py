@@ -1,4 +1,4 @@
-"""Every use of mpcrl's internals, in one place.
+"""Every use of mpcrl's (and csnlp's) internals, in one place.
 
 The learners build on mpcrl (pinned in ``requirements.txt``): the centralized learner
 *is* mpcrl's :class:`~mpcrl.LstdQLearningAgent`, and both learners use its optimizer,
@@ -6,8 +6,9 @@ replay, update strategy and epsilon-greedy exploration. To stop and resume a run
 step mpcrl's agent one step at a time, they read and write a few attributes that are
 not part of mpcrl's documented interface. Each such access is a function here, and
 :func:`check_mpcrl` verifies on the installed mpcrl that every one of them still exists
-(``tests/test_mpcrl_compat.py``), so an mpcrl release that changed them fails with a
-message naming what changed instead of a wrong result.
+(``tests/test_structure.py``), so an mpcrl release that changed them fails with a
+message naming what changed instead of a wrong result. One is csnlp's: the fallback
+solver (:func:`install_fallback`) stands in for an NLP's private ``_solver``.
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ REQUIRED = {
         "_try_store_experience",
         "_last_solution",
     ),
+    "Nlp": ("_solver",),
 }
 
 
@@ -219,7 +221,8 @@ def check_mpcrl() -> list[str]:
     built = {
         "GradientDescent": GradientDescent(0.1),
         "EpsilonGreedyExploration": EpsilonGreedyExploration(0.5, 1.0),
-        "LstdQLearningAgent": _tiny_agent(),
+        "LstdQLearningAgent": (agent := _tiny_agent()),
+        "Nlp": agent.V.unwrapped,
     }
     missing = [
         f"{name}.{attribute}"
