@@ -227,3 +227,13 @@ def test_the_robustness_tables_and_figures_come_from_the_summaries(tmp_path, cap
     assert not (figures / "robustness_power_system.png").exists()  # no study of it
     line = fails_with(robustness.main, ["--data", str(tmp_path / "nothing")], capsys)
     assert "holds no study summary" in line
+
+
+@pytest.mark.slow
+def test_stabilized_keeps_seeds_1_to_12_learning_for_2000_steps(tmp_path, capsys):
+    """The issue's check (about 3 minutes on 2 cores): with --stabilized no run of seeds
+    1 to 12 diverges or fails within 2,000 steps."""
+    argv = ["example_1", "--seeds", "1-12", "--steps", "2000", "--stabilized"]
+    argv += ["--eval-episodes", "0", "--dir", str(tmp_path / "s"), "--no-progress"]
+    assert sweep(argv) == 0
+    assert "12 completed, 0 diverged, 0 failed, 0 left" in capsys.readouterr().out
