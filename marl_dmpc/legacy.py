@@ -3,11 +3,14 @@
 The release (dmpcrl-concept) wrote each result as a sequence of ``pickle.dump`` calls:
 
 * example 1 training: states, actions, costs, TD errors, then per-agent lists of the
-  histories of ``b``, ``f``, ``V0``, the bounds ``[lb1, lb2, ub1, ub2]``, ``A``, ``B``,
-  then the list of coupling matrices' histories ``A_c`` in agent order (each agent's
-  neighbours in increasing order);
+  histories of ``b``, ``f``, ``V0``, the bounds ``[lb1, lb2, ub1, ub2]`` (one (T, 4)
+  array per agent), ``A`` and ``B`` (each update's matrix flattened row by row: (T, 4)
+  and (T, 2)), then the list of coupling matrices' histories ``A_c`` in agent order
+  (each agent's neighbours in increasing order, flattened like ``A``);
 * example 1 evaluations: states, actions, costs;
-* power system training: states, actions, costs, TD errors, dict of parameter histories.
+* power system training: states, actions, costs, TD errors, dict of parameter histories;
+* power system evaluations (the learned, nominal and scenario policies): states (101 per
+  episode), actions, costs, then an empty TD-error list and an empty dict.
 
 :func:`load_release_file` reads them with the safe loader of :mod:`marl_dmpc.results`
 (plain data only) and returns the dict a result file of this repository holds, with the
@@ -42,6 +45,7 @@ LAYOUTS = {
     ),
     "example_1_evaluation": ("states", "actions", "costs"),
     "power_system_training": ("states", "actions", "costs", "td_errors", "params"),
+    "power_system_evaluation": ("states", "actions", "costs", "td_errors", "params"),
 }
 #: Example 1's neighbours (a line of three agents), for the names of ``A_c``.
 _EXAMPLE_1_NEIGHBOURS = ((1,), (0, 2), (1,))
@@ -72,8 +76,22 @@ def _rows(values: Any, width: int) -> np.ndarray:
     return array.T if array.shape[0] == width and array.shape[1] != width else array
 
 
-def _history(values: Any) -> np.ndarray:
-    return np.asarray(values, dtype=float)
+def _history(values: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A parameter's history (updates + 1, *shape); a flattened matrix is unflattened row
+    by row, as the release flattened it."""
+    history = np.asarray(values, dtype=float)
+    if shape is None:
+        return history
+    return history.reshape(len(history), *shape)
+
+
+def _bounds(values: Any) -> tuple[np.ndarray, ...]:
+    """An agent's bound histories ``lb1, lb2, ub1, ub2``: columns of one (T, 4) array, or
+    four histories."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 2 and array.shape[1] == 4:
+        return tuple(array[:, k] for k in range(4))
+    return tuple(np.asarray(v, dtype=float).reshape(-1) for v in values)
 
 
 def load_release_file(path: str | os.PathLike[str], layout: str) -> dict[str, Any]:
@@ -96,6 +114,8 @@ def load_release_file(path: str | os.PathLike[str], layout: str) -> dict[str, An
             f"{len(names)} ({', '.join(names)})"
         )
     data = dict(zip(names, objects, strict=True))
+    if layout == "power_system_evaluation":
+        return _power_evaluation(path, data)
     if layout == "example_1_evaluation":
         states = _rows(data["states"], 6)
         actions = _rows(data["actions"], 3)
@@ -122,18 +142,18 @@ def load_release_file(path: str | os.PathLike[str], layout: str) -> dict[str, An
     if layout == "example_1_training":
         params: dict[str, np.ndarray] = {}
         for i in range(3):
-            params[f"b_{i}"] = _history(data["b"][i])
-            params[f"f_{i}"] = _history(data["f"][i])
-            params[f"V0_{i}"] = _history(data["V0"][i])
-            lb1, lb2, ub1, ub2 = (_history(v).reshape(-1) for v in data["bounds"][i])
+            params[f"b_{i}"] = _history(data["b"][i], (2,))
+            params[f"f_{i}"] = _history(data["f"][i], (3,))
+            params[f"V0_{i}"] = _history(data["V0"][i], (1,))
+            lb1, lb2, ub1, ub2 = _bounds(data["bounds"][i])
             params[f"x_lb_{i}"] = np.stack((lb1, lb2), axis=1)
             params[f"x_ub_{i}"] = np.stack((ub1, ub2), axis=1)
-            params[f"A_{i}"] = _history(data["A"][i])
-            params[f"B_{i}"] = _history(data["B"][i])
+            params[f"A_{i}"] = _history(data["A"][i], (2, 2))
+            params[f"B_{i}"] = _history(data["B"][i], (2, 1))
         couplings = iter(data["A_c"])
         for i, neighbours in enumerate(_EXAMPLE_1_NEIGHBOURS):
             for j in neighbours:
-                params[f"A_c_{i}_{j}"] = _history(next(couplings))
+                params[f"A_c_{i}_{j}"] = _history(next(couplings), (2, 2))
         result["params"] = params
         result["episode_costs"] = np.array([result["costs"].sum()])
     else:
@@ -151,3 +171,26 @@ def load_release_file(path: str | os.PathLike[str], layout: str) -> dict[str, An
             result["states"] = states.reshape(episodes, _POWER_EPISODE_STEPS + 1, nx)
     result["updates"] = len(next(iter(result["params"].values()))) - 1
     return result
+
+
+def _power_evaluation(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A release power-system evaluation file as one controller's episodes: states
+    (E, 101, 16), actions (E, 100, 4), costs (E, 100) and each episode's total."""
+    steps = _POWER_EPISODE_STEPS
+    costs = np.asarray(data["costs"], dtype=float).reshape(-1)
+    episodes = len(costs) // steps
+    states = np.asarray(data["states"], dtype=float)
+    if costs.size != episodes * steps or states.shape != (episodes * (steps + 1), 16):
+        raise ResultFileError(
+            f"{path}: {costs.size} costs and states {states.shape} are not whole episodes "
+            f"of {steps} steps"
+        )
+    costs = costs.reshape(episodes, steps)
+    return {
+        "kind": "release_power_system_evaluation",
+        "states": states.reshape(episodes, steps + 1, 16),
+        "actions": np.asarray(data["actions"], dtype=float).reshape(episodes, steps, -1),
+        "costs": costs,
+        "episode_costs": costs.sum(axis=1),
+        "source": str(path),
+    }

@@ -9,8 +9,9 @@ A figure whose data file is missing is skipped with a note; a data file that hol
 something else than its name says (say, power-system data under ``example_1/``) ends the
 script with a one-line error naming it. Existing figure files are replaced only with
 ``--overwrite``. The release's original
-positional pickles can be plotted too: ``--release-example-1 FILE`` (a training file) and
-``--release-power FILE``.
+positional pickles can be plotted too: ``--release-data DIR`` draws every figure whose data
+a release data folder holds (``release_<figure>``; :mod:`.release_data`),
+``--release-example-1 FILE`` (a training file) and ``--release-power FILE`` one file's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from marl_dmpc.legacy import load_release_file
 from marl_dmpc.results import ResultFileError
 from reproduction.plotting import figures
 from reproduction.plotting.data_manifest import DATA_FILES, load_data_file
+from reproduction.plotting.release_data import read_release_folder
 
 #: The formats every figure is written in.
 FORMATS = ("png", "pdf")
@@ -82,6 +84,28 @@ def _load(data: Path, name: str) -> dict | None:
     return load_data_file(path, DATA_FILES[name][0])
 
 
+def release_jobs(folder: Path, names: list[str]) -> list[tuple[str, Callable[[], plt.Figure]]]:
+    """The figures ``names`` whose required data the release data folder ``folder`` holds,
+    as jobs ``release_<figure>`` (a folder that cannot be read ends the script)."""
+    bad_input = EXIT_CODES["bad input"]
+    if not folder.is_dir():
+        fail(f"--release-data {folder} is not a folder", bad_input)
+    try:
+        data = read_release_folder(folder)
+    except ResultFileError as err:
+        fail(str(err), bad_input)
+    if not data:
+        fail(f"--release-data {folder} holds none of the release's data files", bad_input)
+    jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
+    for name in names:
+        files, make = FIGURES[name]
+        if any(not f.startswith("[") and f not in data for f in files):
+            continue
+        loaded = [data.get(f.strip("[]")) for f in files]
+        jobs.append((f"release_{name}", lambda make=make, loaded=loaded: make(*loaded)))
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="make_figures.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data"), help="data folder; default data")
@@ -99,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--usetex", action="store_true", help="typeset text with LaTeX (needs a LaTeX installation)"
+    )
+    parser.add_argument(
+        "--release-data",
+        type=Path,
+        help="also draw every figure whose data this release data folder holds",
     )
     parser.add_argument(
         "--release-example-1", type=Path, help="also plot a release example-1 training pickle"
@@ -147,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 )
             )
+    if args.release_data is not None:
+        jobs += release_jobs(args.release_data, args.only or list(FIGURES))
     outputs = Outputs(args.overwrite)
     try:  # every figure file is checked before anything is drawn
         for name, _ in jobs:

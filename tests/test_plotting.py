@@ -295,3 +295,20 @@ def test_figures_draw_the_data(data):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_release_data_folder_errors_are_one_line(tmp_path, capsys):
+    from tests.helpers import fails_with
+
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = ["--data", str(data), "--out", str(tmp_path / "f"), "--release-data"]
+    line = fails_with(make_figures.main, [*argv, str(tmp_path / "nothing")], capsys)
+    assert "is not a folder" in line
+    line = fails_with(make_figures.main, [*argv, str(data)], capsys)
+    assert "holds none of the release's data files" in line
+    bad = tmp_path / "release" / "example_1" / "line_81"
+    bad.mkdir(parents=True)
+    (bad / "distributed.pkl").write_bytes(b"not a pickle")
+    line = fails_with(make_figures.main, [*argv, str(tmp_path / "release")], capsys)
+    assert "distributed.pkl" in line

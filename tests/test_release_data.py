@@ -1,0 +1,108 @@
+"""Conformance with the authors' release: every file of a release data folder loads, and
+the paper's headline numbers come out of it.
+
+The release's files are GPL-3.0 and are never copied here: the tests read them from
+``../shared/release_data`` beside the repository (or ``$MARL_DMPC_RELEASE_DATA``) and skip
+when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marl_dmpc.legacy import load_release_file
+from reproduction.plotting import make_figures
+from reproduction.plotting.release_data import read_release_folder
+from tests.helpers import ROOT
+
+RELEASE = Path(os.environ.get("MARL_DMPC_RELEASE_DATA", ROOT.parent / "shared" / "release_data"))
+pytestmark = pytest.mark.skipif(not RELEASE.is_dir(), reason=f"no release data at {RELEASE}")
+
+
+def _layout(path: Path) -> str:
+    if path.parent.name == "line_81":
+        return "example_1_training"
+    if path.parent.name == "evals":
+        return "example_1_evaluation"
+    return "power_system_evaluation"
+
+
+def test_every_release_file_loads():
+    files = sorted(RELEASE.rglob("*.pkl"))
+    assert files
+    for path in files:
+        result = load_release_file(path, _layout(path))
+        assert np.all(np.isfinite(result["costs"])), path
+
+
+@pytest.fixture(scope="module")
+def release():
+    return read_release_folder(RELEASE)
+
+
+def _mean_costs(result):
+    return dict(zip(result["labels"], np.mean(result["episode_costs"], axis=-1), strict=True))
+
+
+def test_example_1_release_numbers_are_the_papers(release):
+    training = release["example_1/distributed.pkl"]
+    assert training["states"].shape == (10001, 6) and training["updates"] == 5000
+    assert training["params"]["A_c_1_2"].shape == (5001, 2, 2)
+    np.testing.assert_array_equal(training["params"]["A_0"][0], [[1.0, 0.25], [0.0, 1.0]])
+    evaluation = _mean_costs(release["example_1/distributed_eval.pkl"])
+    assert evaluation["after 0 updates"] == pytest.approx(312.4, abs=0.05)
+    assert evaluation["after 10000 updates"] == pytest.approx(10.09, abs=0.005)
+    baselines = _mean_costs(release["example_1/baselines.pkl"])
+    assert baselines["nominal, inaccurate model"] == pytest.approx(360.2, abs=0.05)
+    assert baselines["scenario K=25, sampled models"] == pytest.approx(24.0, abs=0.05)
+    assert baselines["scenario K=25, true model"] == pytest.approx(7.7, abs=0.05)
+    steps = dict(
+        zip(
+            release["example_1/baselines.pkl"]["labels"],
+            release["example_1/baselines.pkl"]["violating_steps"][:, 0],
+            strict=True,
+        )
+    )
+    assert steps["nominal, inaccurate model"] == 73 and steps["scenario K=25, sampled models"] == 0
+    assert release["example_1/distributed_eval.pkl"]["violating_steps"][-1, 0] == 2
+
+
+def test_power_system_release_numbers_are_the_papers(release):
+    learned = _mean_costs(release["power_system/distributed_eval.pkl"])
+    assert learned["learned (distributed)"] == pytest.approx(274.3, abs=0.05)
+    centralized = _mean_costs(release["power_system/centralized_eval.pkl"])
+    assert centralized["learned (centralized)"] == pytest.approx(264.9, abs=0.05)
+    baselines = release["power_system/baselines.pkl"]
+    costs = _mean_costs(baselines)
+    share = dict(
+        zip(baselines["labels"], 100 * baselines["violating_steps"].sum(1) / 10_000, strict=True)
+    )
+    assert costs["nominal"] == pytest.approx(349.3, abs=0.05)
+    assert share["nominal"] == pytest.approx(10.1, abs=0.2)
+    for k, cost, violating in ((50, 315.2, 2.9), (79, 318.0, 3.4), (100, 321.7, 4.3)):
+        assert costs[f"scenario K={k}"] == pytest.approx(cost, abs=0.05)
+        assert share[f"scenario K={k}"] == pytest.approx(violating, abs=0.1)
+    assert release["power_system/distributed_eval.pkl"]["violating_steps"].sum() == 0
+
+
+def test_make_figures_draws_the_release_data_without_a_warning(tmp_path, capsys):
+    out = tmp_path / "figures"
+    (tmp_path / "data").mkdir()
+    argv = ["--data", str(tmp_path / "data"), "--out", str(out), "--release-data", str(RELEASE)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make_figures.main(argv) == 0
+    drawn = sorted(p.stem for p in out.glob("*.png"))
+    assert drawn == [
+        "release_example_1_evaluation",
+        "release_example_1_parameters",
+        "release_example_1_td_and_cost",
+        "release_example_1_training_states",
+        "release_power_boxplots",
+    ]
+    assert "Traceback" not in capsys.readouterr().err
