@@ -100,7 +100,9 @@ def example_1_parameters(
         (f"V0_{agent}", "$V_0$"),
         (f"A_{agent}", "$A$"),
         (f"B_{agent}", "$B$"),
-        *((name, f"$A_{{c,{name.split('_')[-1]}}}$") for name in couplings),
+        # agents are numbered from 1 in the figures, as in the paper: agent 2's coupling
+        # with agent 1 is A_c,21
+        *((name, f"$A_{{c,{agent + 1}{int(name.split('_')[-1]) + 1}}}$") for name in couplings),
     ]
     fig, axs = _panel_grid(len(panels), 1.6, "update")
     for ax, (names, label) in zip(axs.flat, panels, strict=False):
@@ -193,11 +195,21 @@ def power_states(result: Result) -> Figure:
         axs[1].plot(tie, ls=style, color="C0", lw=0.8)
     for bound in (-power.THETA_MAX, power.THETA_MAX):
         axs[0].axhline(bound, color="r", lw=0.8)
-    axs[0].set_ylabel(r"$\Delta\theta_4$")
-    axs[1].set_ylabel(r"$\Delta P_{\mathrm{tie},3,4}$")
+    axs[0].set_ylabel(r"$\Delta\theta_4$ (rad)")
+    axs[1].set_ylabel(r"$\Delta P_{\mathrm{tie},3,4}$ (p.u.)")
     axs[1].set_xlabel("time step $k$")
     axs[0].legend(fontsize="small")
     return fig
+
+
+def _numbered_from_1(name: str) -> str:
+    """A parameter's name with its agent indices counted from 1, as the figures' titles
+    count them (``P_tie_2_3`` -> ``P tie 3,4``)."""
+    parts = name.split("_")
+    indices = []
+    while parts and parts[-1].isdigit():
+        indices.insert(0, str(int(parts.pop()) + 1))
+    return " ".join(parts) + (" " + ",".join(indices) if indices else "")
 
 
 def power_parameters(result: Result, area: int = 2) -> Figure:
@@ -208,7 +220,7 @@ def power_parameters(result: Result, area: int = 2) -> Figure:
     for ax, name in zip(axs.flat, names, strict=False):
         history = np.asarray(params[name], dtype=float)
         ax.plot(history.reshape(len(history), -1), lw=0.8)
-        ax.set_ylabel(name.replace("_", " "), fontsize="small")
+        ax.set_ylabel(_numbered_from_1(name), fontsize="small")
     fig.suptitle(f"area {area + 1}", fontsize="medium")
     return fig
 
@@ -233,7 +245,7 @@ def power_boxplots(learned: list[tuple[str, Result]], baselines: Result | None) 
     axs[0].boxplot(costs, showfliers=True)
     axs[0].set_ylabel("episode cost")
     axs[1].boxplot([100 * v / steps for v in violations], showfliers=True)
-    axs[1].set_ylabel("steps violating $|\\Delta\\theta_i| \\leq 0.1$ (%)")
+    axs[1].set_ylabel("steps with some $|\\Delta\\theta_i| > 0.1$ rad (%)")
     for ax in axs:
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize="small")
     return fig
