@@ -58,10 +58,17 @@ SAFEGUARD_FIELDS = ("td_clip", "max_update", "parameter_box")
 #: How a configuration label of a sweep reads in the tables.
 LABELS = {"default": "", "stabilized=False": "paper's settings", "stabilized=True": "--stabilized"}
 HEADER = (
-    "| example | learner, settings | runs | diverged | failed "
+    "| example | learner, settings | length | runs | diverged | failed "
     "| final training cost, median [IQR] | final evaluation cost, median [IQR] "
-    "| paper, evaluation |\n|---|---|---|---|---|---|---|---|"
+    "| paper, evaluation |\n|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def run_length(config: dict[str, Any]) -> str:
+    """A run's length as its config sets it: steps (example 1) or episodes."""
+    if "episodes" in config:
+        return f"{config['episodes']:,} episodes"
+    return f"{config.get('steps', 0):,} steps"
 
 
 def _quartiles(values: list[float]) -> str:
@@ -98,7 +105,8 @@ def rows(summary: dict[str, Any], example: str, title: str | None, paper: str) -
             else ", ".join(part for part in (title, LABELS.get(label, label)) if part)
         )
         lines.append(
-            f"| {TITLES[example]} | {name} | {len(runs)}/{planned[label]} "
+            f"| {TITLES[example]} | {name} | {run_length(runs[0]['config'])} "
+            f"| {len(runs)}/{planned[label]} "
             f"| {count['diverged']} | {count['failed']} "
             f"| {_quartiles([r['final_training_cost'] for r in done])} "
             f"| {_quartiles(evaluations)} | {paper} |"

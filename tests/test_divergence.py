@@ -208,8 +208,8 @@ def test_the_robustness_tables_and_figures_come_from_the_summaries(tmp_path, cap
     capsys.readouterr()
     assert robustness.main(["--data", str(data)]) == 0
     printed = capsys.readouterr().out
-    row = "| Example 1 | distributed, paper's settings | 2/2 | 1 | 0 | "
-    assert row in printed and "| none (the paper's learning) | 2/2 | 1 | 0 |" in printed
+    row = "| Example 1 | distributed, paper's settings | 80 steps | 2/2 | 1 | 0 | "
+    assert row in printed and "| none (the paper's learning) | 80 steps | 2/2 | 1 | 0 |" in printed
     assert "Not made yet" in printed
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)
