@@ -202,20 +202,32 @@ def power_states(result: Result) -> Figure:
     return fig
 
 
+def _indices(name: str) -> tuple[list[str], list[int]]:
+    """A parameter's name parts and its trailing agent indices (``P_tie_2_3``:
+    ``["P", "tie"], [2, 3]``)."""
+    parts = name.split("_")
+    indices: list[int] = []
+    while parts and parts[-1].isdigit():
+        indices.insert(0, int(parts.pop()))
+    return parts, indices
+
+
+def _owner(name: str) -> int | None:
+    """The agent that owns a parameter: its first index (``P_tie_2_3``: agent 2)."""
+    return (_indices(name)[1] or [None])[0]
+
+
 def _numbered_from_1(name: str) -> str:
     """A parameter's name with its agent indices counted from 1, as the figures' titles
     count them (``P_tie_2_3`` -> ``P tie 3,4``)."""
-    parts = name.split("_")
-    indices = []
-    while parts and parts[-1].isdigit():
-        indices.insert(0, str(int(parts.pop()) + 1))
-    return " ".join(parts) + (" " + ",".join(indices) if indices else "")
+    parts, indices = _indices(name)
+    return " ".join(parts) + (" " + ",".join(str(i + 1) for i in indices) if indices else "")
 
 
 def power_parameters(result: Result, area: int = 2) -> Figure:
     """The learned parameters of one area over the episodes' updates."""
     params = result["params"]
-    names = sorted(name for name in params if name.endswith(f"_{area}") or f"_{area}_" in name)
+    names = sorted(name for name in params if _owner(name) == area)
     fig, axs = _panel_grid(len(names), 1.5, "update (episode)")
     for ax, name in zip(axs.flat, names, strict=False):
         history = np.asarray(params[name], dtype=float)
