@@ -235,7 +235,7 @@ class DivergenceSettings:
 
 #: What ``stabilized = True`` sets, unless the run's settings give the field a value
 #: (docs/robustness.md: the combinations tried and why this one).
-STABILIZED_PRESET: dict[str, float] = {"td_clip": 10.0, "max_update": 0.03, "parameter_box": 0.15}
+STABILIZED_PRESET: dict[str, float] = {"td_clip": 2.0, "max_update": 0.03, "parameter_box": 0.15}
 
 
 @dataclass(frozen=True, kw_only=True)
