@@ -71,28 +71,40 @@ DATA_FILES = {
 }
 
 
-def _study(name: str, sweep: str) -> tuple[str, str]:
-    """A robustness study: the sweep into ``runs/study/<name>``, then its summary."""
-    return (
-        "sweep_summary",
-        f"python -m marl_dmpc.sweep {sweep} --dir runs/study/{name} && "
-        f"python -m marl_dmpc.sweep summarize runs/study/{name} "
-        f"--out data/robustness/{name}.pkl",
+def _study(name: str, *sweeps: str) -> tuple[str, str]:
+    """A robustness study: its sweeps (chunks of one sweep when more than one) into
+    ``runs/study/<name>`` (``<name>_1``, ``<name>_2``, ...), then their summary."""
+    folders = (
+        [f"runs/study/{name}"]
+        if len(sweeps) == 1
+        else [f"runs/study/{name}_{k}" for k in range(1, len(sweeps) + 1)]
     )
+    runs = [
+        f"python -m marl_dmpc.sweep {sweep} --dir {folder}"
+        for sweep, folder in zip(sweeps, folders, strict=True)
+    ]
+    summary = (
+        f"python -m marl_dmpc.sweep summarize {' '.join(folders)} --out data/robustness/{name}.pkl"
+    )
+    return "sweep_summary", " && ".join([*runs, summary])
 
 
 EXAMPLE_1_STUDY = "example_1 --seeds 1-20 --steps 20000 --eval-episodes 20"
+CENTRALIZED = "--steps 20000 --eval-episodes 20 --centralized"
 #: The robustness studies (docs/robustness.md): sweeps, kept as their summaries.
 DATA_FILES.update(
     {
-        f"robustness/{name}.pkl": _study(name, sweep)
-        for name, sweep in {
+        f"robustness/{name}.pkl": _study(name, *([sweeps] if isinstance(sweeps, str) else sweeps))
+        for name, sweeps in {
             "example_1_distributed_default": EXAMPLE_1_STUDY,
             "example_1_distributed_stabilized": f"{EXAMPLE_1_STUDY} --stabilized",
             "example_1_safeguards_td_clip_10": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 10",
             "example_1_screen_no_td_clip": "example_1 --seeds 1-12 --steps 2000 "
             "--eval-episodes 0 --stabilized --td-clip 0",
-            "example_1_centralized_default": f"{EXAMPLE_1_STUDY} --centralized",
+            "example_1_centralized_default": (
+                f"example_1 --seeds 1-10 {CENTRALIZED}",
+                f"example_1 --seeds 11-20 {CENTRALIZED}",
+            ),
             "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
             "--eval-episodes 20 --set stabilized=false,true",
         }.items()

@@ -237,3 +237,17 @@ def test_stabilized_keeps_seeds_1_to_12_learning_for_2000_steps(tmp_path, capsys
     argv += ["--eval-episodes", "0", "--dir", str(tmp_path / "s"), "--no-progress"]
     assert sweep(argv) == 0
     assert "12 completed, 0 diverged, 0 failed, 0 left" in capsys.readouterr().out
+
+
+def test_chunks_of_one_sweep_make_one_summary(tmp_path, capsys):
+    base = ["example_1", "--steps", "4", "--eval-episodes", "0", "--no-progress"]
+    for seed in ("1", "2"):
+        assert sweep([*base, "--seeds", seed, "--dir", str(tmp_path / seed)]) == 0
+    assert sweep([*base[:2], "6", *base[3:], "--dir", str(tmp_path / "other")]) == 0
+    out = tmp_path / "summary.pkl"
+    assert sweep(["summarize", str(tmp_path / "1"), str(tmp_path / "2"), "--out", str(out)]) == 0
+    summary = load_result(out)
+    assert summary["planned"] == {"default": 2} and summary["seeds"] == [1, 2]
+    assert [run["seed"] for run in summary["runs"]] == [1, 2]
+    argv = ["summarize", str(tmp_path / "1"), str(tmp_path / "other"), "--out", str(out)]
+    assert "is not a chunk of the sweep" in fails_with(sweep, argv, capsys)

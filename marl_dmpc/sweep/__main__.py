@@ -93,7 +93,9 @@ def _parser() -> tuple[OneLineArgumentParser, dict[str, argparse.ArgumentParser]
     summarize = commands.add_parser(
         "summarize", help="a sweep's compact summary (what its report needs), to commit"
     )
-    summarize.add_argument("dir", type=Path, help="the sweep folder")
+    summarize.add_argument(
+        "dirs", type=Path, nargs="+", metavar="DIR", help="the sweep folder (or its chunks)"
+    )
     summarize.add_argument("--out", type=Path, required=True, help="the summary file (.pkl)")
     summarize.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser, subs
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.command == "summarize":
-                return write_summary(args.dir, args.out, args.overwrite)
+                return write_summary(args.dirs, args.out, args.overwrite)
             return write_report(args.sources, args.out, args.overwrite)
         except (SweepError, SummaryError, OutputError) as err:
             fail(str(err), EXIT_CODES["bad input"])

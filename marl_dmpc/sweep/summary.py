@@ -93,26 +93,42 @@ def run_summary(result: dict[str, Any], label: str, seed: int) -> dict[str, Any]
     }
 
 
-def summarize(folder: Path) -> dict[str, Any]:
-    """The summary of the sweep in ``folder`` (runs without a result are left out)."""
-    asked = read_manifest(folder)
-    runs = []
-    for run in asked["runs"]:
-        try:
-            result = load_result(folder / run.result)
-        except ResultFileError:
-            continue
-        if result.get("config") == run.config:
-            runs.append(run_summary(result, run.label, run.seed))
+def summarize(*folders: Path) -> dict[str, Any]:
+    """The summary of the sweep in ``folders`` (runs without a result are left out);
+    several folders are chunks of one study (e.g. seeds 1-10 and 11-20 of the same
+    settings), merged into one summary.
+
+    Raises
+    ------
+    SummaryError
+        If the folders are sweeps of different examples or settings.
+    """
+    manifests = [read_manifest(folder) for folder in folders]
+    first = manifests[0]
+    for folder, asked in zip(folders[1:], manifests[1:], strict=True):
+        same = all(asked[key] == first[key] for key in ("example", "base", "grid", "eval_episodes"))
+        if not same:
+            raise SummaryError(f"{folder} is not a chunk of the sweep in {folders[0]}")
+    runs, planned = [], {}
+    for folder, asked in zip(folders, manifests, strict=True):
+        for label, n in _planned(asked).items():
+            planned[label] = planned.get(label, 0) + n
+        for run in asked["runs"]:
+            try:
+                result = load_result(folder / run.result)
+            except ResultFileError:
+                continue
+            if result.get("config") == run.config:
+                runs.append(run_summary(result, run.label, run.seed))
     return {
         "kind": "sweep_summary",
         "format": SUMMARY_FORMAT,
-        "example": asked["example"],
-        "base": asked["base"],
-        "grid": asked["grid"],
-        "seeds": asked["seeds"],
-        "eval_episodes": asked["eval_episodes"],
-        "planned": _planned(asked),
+        "example": first["example"],
+        "base": first["base"],
+        "grid": first["grid"],
+        "seeds": [seed for asked in manifests for seed in asked["seeds"]],
+        "eval_episodes": first["eval_episodes"],
+        "planned": planned,
         "runs": runs,
         "wall_time_s": float(sum(r["wall_time_s"] for r in runs if np.isfinite(r["wall_time_s"]))),
         "versions": versions(),
@@ -140,9 +156,10 @@ def load_summary(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_summary(folder: Path, out: Path, overwrite: bool = False) -> int:
-    """Write the summary of the sweep in ``folder`` to ``out``; print what it holds."""
-    summary = summarize(folder)
+def write_summary(folders: list[Path], out: Path, overwrite: bool = False) -> int:
+    """Write the summary of the sweep in ``folders`` (:func:`summarize`) to ``out``;
+    print what it holds."""
+    summary = summarize(*folders)
     outputs = Outputs(overwrite)
     outputs.claim(out, "--out")
     save_result(out, summary, outputs)
