@@ -84,7 +84,29 @@ def safeguards(config: dict[str, Any]) -> str:
     return ", ".join(on) or "none (the paper's learning)"
 
 
-def rows(summary: dict[str, Any], example: str, title: str | None, paper: str) -> list[str]:
+def acted(runs: list[dict[str, Any]]) -> str:
+    """How the safeguards acted in ``runs`` (which ended, diverged ones included): the
+    median number of steps whose TD error was clipped; the runs in which the cap acted
+    on some update; the runs in which some entry reached the box."""
+    counts = [r.get("safeguards_acted", {}) for r in runs]
+    config = runs[0]["config"]
+    parts = []
+    if config.get("td_clip"):
+        parts.append(f"{np.median([c.get('td_clip', 0) for c in counts]):.0f} clipped steps")
+    for name, what in (("max_update", "cap"), ("parameter_box", "box")):
+        if config.get(name):
+            n = sum(c.get(name, 0) > 0 for c in counts)
+            parts.append(f"{what} in {n} run{'' if n == 1 else 's'}")
+    return ", ".join(parts) or "–"
+
+
+def rows(
+    summary: dict[str, Any],
+    example: str,
+    title: str | None,
+    paper: str,
+    with_acted: bool = False,
+) -> list[str]:
     """Markdown rows of one study (:data:`HEADER`): per configuration, the runs that
     ended, how many diverged or failed, and the final training and evaluation costs
     (median [IQR] over the completed runs). Without a ``title``, a row is named by its
@@ -109,7 +131,7 @@ def rows(summary: dict[str, Any], example: str, title: str | None, paper: str) -
             f"| {len(runs)}/{planned[label]} "
             f"| {count['diverged']} | {count['failed']} "
             f"| {_quartiles([r['final_training_cost'] for r in done])} "
-            f"| {_quartiles(evaluations)} | {paper} |"
+            f"| {_quartiles(evaluations)} | {paper} |" + (f" {acted(runs)} |" if with_acted else "")
         )
     return lines
 
@@ -150,10 +172,11 @@ def safeguards_table(studies: dict[str, dict[str, Any]]) -> str:
     """docs/robustness.md's table: example 1's distributed learning with every
     combination of safeguards tried, 20 seeds of 20,000 steps each."""
     names = [n for n in STUDIES if n.startswith("example_1_distributed")] + SAFEGUARDS
-    lines = [HEADER.replace("learner, settings", "safeguards")]
+    header, rule = HEADER.replace("learner, settings", "safeguards").split("\n")
+    lines = [f"{header} safeguards acted |", f"{rule}---|"]
     for name in names:
         if name in studies:
-            lines += rows(studies[name], "example_1", None, "~10.1")
+            lines += rows(studies[name], "example_1", None, "~10.1", with_acted=True)
     missing = [f"`data/robustness/{name}`" for name in names if name not in studies]
     if missing:
         lines.append(f"\nNot made yet: {', '.join(missing)}.")

@@ -69,6 +69,29 @@ def learning_curves(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def safeguards_acted(result: dict[str, Any]) -> dict[str, int]:
+    """How often each safeguard of the run (docs/robustness.md) acted: ``td_clip``, steps
+    whose TD error was beyond the clip; ``max_update``, updates with an entry moved by
+    the full cap; ``parameter_box``, parameter entries that reached the box's edge."""
+    config = result.get("config", {})
+    clip, cap, box = (float(config.get(k, 0.0)) for k in ("td_clip", "max_update", "parameter_box"))
+    histories = [np.asarray(h, dtype=float) for h in result.get("params", {}).values()]
+    acted = {"td_clip": 0, "max_update": 0, "parameter_box": 0}
+    if clip:
+        td = np.abs(np.asarray(result.get("td_errors", ()), dtype=float))
+        acted["td_clip"] = int(np.sum(td > clip))
+    if histories and (cap or box):
+        flat = np.concatenate([h.reshape(len(h), -1) for h in histories], axis=1)
+        tolerance = 1e-9
+        if cap and len(flat) > 1:
+            steps = np.abs(np.diff(flat, axis=0)).max(axis=1)
+            acted["max_update"] = int(np.sum(steps >= cap * (1 - tolerance)))
+        if box:
+            reached = np.abs(flat - flat[0]) >= box * (1 - tolerance)
+            acted["parameter_box"] = int(np.sum(reached.any(axis=0)))
+    return acted
+
+
 def run_summary(result: dict[str, Any], label: str, seed: int) -> dict[str, Any]:
     """What the report needs of one run's result."""
     evaluation = result.get("final_evaluation", {})
@@ -88,6 +111,7 @@ def run_summary(result: dict[str, Any], label: str, seed: int) -> dict[str, Any]
         "evaluation_costs": np.asarray(evaluation.get("episode_costs", ()), dtype=float),
         "curves": learning_curves(result) if trained else {},
         "final_parameters": {name: np.asarray(h)[-1] for name, h in params.items()},
+        "safeguards_acted": safeguards_acted(result) if trained else {},
         "solver_fallbacks": int(result.get("solver_fallbacks", 0)),
         "admm_at_cap": int(result.get("admm_at_cap", 0)),
     }
