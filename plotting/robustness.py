@@ -86,13 +86,18 @@ def safeguards(config: dict[str, Any]) -> str:
 
 def acted(runs: list[dict[str, Any]]) -> str:
     """How the safeguards acted in ``runs`` (which ended, diverged ones included): the
-    median number of steps whose TD error was clipped; the runs in which the cap acted
-    on some update; the runs in which some entry reached the box."""
+    median number of steps whose TD error was clipped (and the share of them among the
+    first 1,000 steps); the runs in which the cap acted on some update; the runs in
+    which some entry reached the box."""
     counts = [r.get("safeguards_acted", {}) for r in runs]
     config = runs[0]["config"]
     parts = []
     if config.get("td_clip"):
-        parts.append(f"{np.median([c.get('td_clip', 0) for c in counts]):.0f} clipped steps")
+        clipped = [c.get("td_clip", 0) for c in counts]
+        early = sum(c.get("td_clip_early", 0) for c in counts) / max(1, sum(clipped))
+        parts.append(
+            f"{np.median(clipped):.0f} clipped steps ({100 * early:.0f} % in the first 1,000)"
+        )
     for name, what in (("max_update", "cap"), ("parameter_box", "box")):
         if config.get(name):
             n = sum(c.get(name, 0) > 0 for c in counts)

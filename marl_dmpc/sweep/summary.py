@@ -26,6 +26,8 @@ CURVE_POINTS = 200
 #: What the final training cost averages: the last steps of a one-episode run, or the
 #: last episodes of a run of many.
 FINAL_STEPS, FINAL_EPISODES = 1000, 10
+#: The first steps of a run, where the TD errors are largest.
+EARLY_STEPS = 1000
 
 
 class SummaryError(ValueError):
@@ -71,15 +73,17 @@ def learning_curves(result: dict[str, Any]) -> dict[str, Any]:
 
 def safeguards_acted(result: dict[str, Any]) -> dict[str, int]:
     """How often each safeguard of the run (docs/robustness.md) acted: ``td_clip``, steps
-    whose TD error was beyond the clip; ``max_update``, updates with an entry moved by
+    whose TD error was beyond the clip (``td_clip_early``: of the first
+    :data:`EARLY_STEPS`); ``max_update``, updates with an entry moved by
     the full cap; ``parameter_box``, parameter entries that reached the box's edge."""
     config = result.get("config", {})
     clip, cap, box = (float(config.get(k, 0.0)) for k in ("td_clip", "max_update", "parameter_box"))
     histories = [np.asarray(h, dtype=float) for h in result.get("params", {}).values()]
-    acted = {"td_clip": 0, "max_update": 0, "parameter_box": 0}
+    acted = {"td_clip": 0, "td_clip_early": 0, "max_update": 0, "parameter_box": 0}
     if clip:
         td = np.abs(np.asarray(result.get("td_errors", ()), dtype=float))
         acted["td_clip"] = int(np.sum(td > clip))
+        acted["td_clip_early"] = int(np.sum(td[:EARLY_STEPS] > clip))
     if histories and (cap or box):
         flat = np.concatenate([h.reshape(len(h), -1) for h in histories], axis=1)
         tolerance = 1e-9
