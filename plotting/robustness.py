@@ -168,9 +168,32 @@ def readme_table(studies: dict[str, dict[str, Any]]) -> str:
         "the final policy's mean cost over 20 evaluation episodes of 100 steps, episode "
         "e with the noise of seed e. Medians and quartiles are over the completed runs.",
     ]
+    notes += stabilized_cost(studies)
     if missing:
         notes.append(f"Not made yet: {', '.join(missing)}.")
     return "\n".join(lines + notes)
+
+
+def _completed_medians(summary: dict[str, Any]) -> tuple[float, float]:
+    done = [r for r in summary["runs"] if r["status"] == "completed"]
+    training = float(np.median([r["final_training_cost"] for r in done]))
+    evaluation = float(np.median([np.mean(r["evaluation_costs"]) for r in done]))
+    return training, evaluation
+
+
+def stabilized_cost(studies: dict[str, dict[str, Any]]) -> list[str]:
+    """A sentence on how far --stabilized's median final costs are from those of the
+    paper's learning's healthy runs (example 1, distributed), if both studies exist."""
+    names = ("example_1_distributed_default.pkl", "example_1_distributed_stabilized.pkl")
+    if not all(name in studies for name in names):
+        return []
+    (t0, e0), (t1, e1) = (_completed_medians(studies[name]) for name in names)
+    return [
+        "",
+        f"With --stabilized, example 1's median final training cost is "
+        f"{100 * (t1 / t0 - 1):+.0f} % and its median evaluation cost {100 * (e1 / e0 - 1):+.0f} % "
+        "off those of the paper's learning's completed runs (docs/robustness.md says why).",
+    ]
 
 
 def safeguards_table(studies: dict[str, dict[str, Any]]) -> str:
