@@ -170,7 +170,7 @@ def readme_table(studies: dict[str, dict[str, Any]]) -> str:
     ]
     notes += stabilized_cost(studies)
     if missing:
-        notes.append(f"Not made yet: {', '.join(missing)}.")
+        notes += ["", f"Not made yet: {', '.join(missing)}."]
     return "\n".join(lines + notes)
 
 
