@@ -271,8 +271,7 @@ class Checkpointer:
         done = position.steps if self.unit == "steps" else position.episode
         due = self._next is not None and done >= self._next
         if due or self.stop_requested:
-            self._save(state())
-            self.saved += 1
+            self.save_now(state)
             if self.every:
                 self._next = (done // self.every + 1) * self.every
         if self.stop_requested:

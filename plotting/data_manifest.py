@@ -71,17 +71,15 @@ DATA_FILES = {
 }
 
 
-def _study(name: str, *sweeps: str) -> tuple[str, str]:
-    """A robustness study: its sweeps (chunks of one sweep when more than one) into
-    ``runs/study/<name>`` (``<name>_1``, ``<name>_2``, ...), then their summary."""
+def _study(name: str, sweeps: str | tuple[str, ...]) -> tuple[str, str]:
+    """A robustness study: its sweep into ``runs/study/<name>`` (or, given a tuple, its
+    chunks into ``runs/study/<name>_1``, ``_2``, ...), then their summary."""
+    chunks = isinstance(sweeps, tuple)
+    sweeps = sweeps if chunks else (sweeps,)
     folders = (
-        [f"runs/study/{name}"]
-        if len(sweeps) == 1
-        else [f"runs/study/{name}_{k}" for k in range(1, len(sweeps) + 1)]
-    )
-    sweeps, folders = (  # a chunk still to run is None
-        tuple(x for x, sweep in zip(xs, sweeps, strict=True) if sweep is not None)
-        for xs in (sweeps, folders)
+        [f"runs/study/{name}_{k}" for k in range(1, len(sweeps) + 1)]
+        if chunks
+        else [f"runs/study/{name}"]
     )
     runs = [
         f"python -m marl_dmpc.sweep {sweep} --dir {folder}"
@@ -98,16 +96,16 @@ CENTRALIZED = "--steps 20000 --eval-episodes 20 --centralized"
 #: The robustness studies (docs/robustness.md): sweeps, kept as their summaries.
 DATA_FILES.update(
     {
-        f"robustness/{name}.pkl": _study(name, *([sweeps] if isinstance(sweeps, str) else sweeps))
+        f"robustness/{name}.pkl": _study(name, sweeps)
         for name, sweeps in {
             "example_1_distributed_default": EXAMPLE_1_STUDY,
             "example_1_distributed_stabilized": f"{EXAMPLE_1_STUDY} --stabilized",
             "example_1_safeguards_td_clip_10": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 10",
             "example_1_screen_no_td_clip": "example_1 --seeds 1-12 --steps 2000 "
             "--eval-episodes 0 --stabilized --td-clip 0",
-            # chunks of seeds 1-10 and 11-20; so far the first (the second is a session's
-            # work: it joins this list, and the summary is made of both)
-            "example_1_centralized_default": (f"example_1 --seeds 1-10 {CENTRALIZED}", None),
+            # chunks of seeds 1-10 and 11-20; so far the first (the second joins this
+            # tuple when it is run, and the summary is made of both)
+            "example_1_centralized_default": (f"example_1 --seeds 1-10 {CENTRALIZED}",),
             "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
             "--eval-episodes 20 --set stabilized=false,true",
         }.items()

@@ -24,7 +24,7 @@ import numpy as np
 from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
 from marl_dmpc.files import OutputError, Outputs
-from marl_dmpc.sweep.report import curves_figure, summary_runs
+from marl_dmpc.sweep.report import curves_figure, outcomes, summary_runs
 from marl_dmpc.sweep.summary import SummaryError, load_summary
 from reproduction.plotting.results_table import rewrite_block
 
@@ -69,6 +69,11 @@ def run_length(config: dict[str, Any]) -> str:
     if "episodes" in config:
         return f"{config['episodes']:,} episodes"
     return f"{config.get('steps', 0):,} steps"
+
+
+def _row_name(title: str, label: str) -> str:
+    """A study's row: its title and how its sweep's configuration label reads."""
+    return ", ".join(part for part in (title, LABELS.get(label, label)) if part)
 
 
 def _quartiles(values: list[float]) -> str:
@@ -121,22 +126,15 @@ def rows(
     for label, runs in by_label.items():
         if not runs:
             continue
-        done = [r for r in runs if r["status"] == "completed"]
-        count = {s: sum(r["status"] == s for r in runs) for s in ("diverged", "failed")}
-        evaluations = [
-            float(np.mean(r["evaluation_costs"])) for r in done if len(r["evaluation_costs"])
-        ]
-        name = (
-            safeguards(runs[0]["config"])
-            if title is None
-            else ", ".join(part for part in (title, LABELS.get(label, label)) if part)
-        )
+        ended = outcomes(runs)
+        name = safeguards(runs[0]["config"]) if title is None else _row_name(title, label)
         lines.append(
             f"| {TITLES[example]} | {name} | {run_length(runs[0]['config'])} "
             f"| {len(runs)}/{planned[label]} "
-            f"| {count['diverged']} | {count['failed']} "
-            f"| {_quartiles([r['final_training_cost'] for r in done])} "
-            f"| {_quartiles(evaluations)} | {paper} |" + (f" {acted(runs)} |" if with_acted else "")
+            f"| {ended.diverged} | {ended.failed} "
+            f"| {_quartiles(ended.training)} "
+            f"| {_quartiles(ended.evaluation)} | {paper} |"
+            + (f" {acted(runs)} |" if with_acted else "")
         )
     return lines
 
@@ -175,10 +173,8 @@ def readme_table(studies: dict[str, dict[str, Any]]) -> str:
 
 
 def _completed_medians(runs: list[dict[str, Any]]) -> tuple[float, float]:
-    done = [r for r in runs if r["status"] == "completed"]
-    training = float(np.median([r["final_training_cost"] for r in done]))
-    evaluation = float(np.median([np.mean(r["evaluation_costs"]) for r in done]))
-    return training, evaluation
+    ended = outcomes(runs)
+    return float(np.median(ended.training)), float(np.median(ended.evaluation))
 
 
 def stabilized_cost(studies: dict[str, dict[str, Any]]) -> list[str]:
@@ -233,8 +229,7 @@ def draw(studies: dict[str, dict[str, Any]], example: str) -> plt.Figure | None:
     for name, (ex, title, _) in STUDIES.items():
         if ex == example and name in studies:
             for label, runs in summary_runs(studies[name])[1].items():
-                key = ", ".join(part for part in (title, LABELS.get(label, label)) if part)
-                by_label[key] = runs
+                by_label[_row_name(title, label)] = runs
     if not by_label:
         return None
     figure = curves_figure(by_label)

@@ -251,3 +251,17 @@ def test_chunks_of_one_sweep_make_one_summary(tmp_path, capsys):
     assert [run["seed"] for run in summary["runs"]] == [1, 2]
     argv = ["summarize", str(tmp_path / "1"), str(tmp_path / "other"), "--out", str(out)]
     assert "is not a chunk of the sweep" in fails_with(sweep, argv, capsys)
+
+
+def test_the_centralized_learner_keeps_counting_fallbacks_across_solver_restarts():
+    config = Example1Config(steps=2, centralized=True)
+    learner = example_1.build_learner(config)
+    learner._fallback_solvers[0].fallbacks = 2  # as if V's solver had fallen back twice
+    learner._count_fallbacks()
+    learner._count_fallbacks()  # counted once
+    assert learner.log.fallbacks == 2
+    learner._restart_solvers()  # new solvers, counting from 0
+    assert [f.fallbacks for f in learner._fallback_solvers] == [0, 0]
+    learner._fallback_solvers[1].fallbacks = 1
+    learner._count_fallbacks()
+    assert learner.log.fallbacks == 3

@@ -118,7 +118,6 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
         self._fallback = fallback_setup(solver)
-        self._fallbacks_before = 0
         self._install_fallbacks()
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
@@ -242,28 +241,28 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         compat.set_last_solution(self, None if warm is None else _WarmStart(dict(warm)))
         self.td_errors.clear()  # mpcrl's own record, kept beside the log
         self.td_errors.extend(self.log.td_errors)
-        self._fallbacks_before = self.log.fallbacks  # the solvers' counts start anew
-        for solver in self._fallback_solvers:
-            solver.fallbacks = 0
 
     def _restart_solvers(self) -> None:
         self._count_fallbacks()
-        self._fallbacks_before = self.log.fallbacks
         refresh_solvers(self)
         self._install_fallbacks()
 
     def _install_fallbacks(self) -> None:
-        """Give V's and Q's solvers the fallback solver (none for IPOPT)."""
+        """Give V's and Q's solvers the fallback solver (none for IPOPT); their counts
+        start at 0."""
         self._fallback_solvers = (
             []
             if self._fallback is None
             else [compat.install_fallback(m, *self._fallback) for m in compat.value_mpcs(self)]
         )
+        self._fallbacks_seen = 0
 
     def _count_fallbacks(self) -> None:
-        self.log.fallbacks = self._fallbacks_before + sum(
-            f.fallbacks for f in self._fallback_solvers
-        )
+        """Add the fallbacks since the last count to the log (as the distributed
+        learner does after every solve)."""
+        fallbacks = sum(f.fallbacks for f in self._fallback_solvers)
+        self.log.fallbacks += fallbacks - self._fallbacks_seen
+        self._fallbacks_seen = fallbacks
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,24 +67,55 @@ def _quartiles(values: list[float]) -> list[str]:
     return [f"{median:.4g}", f"{q25:.4g}", f"{q75:.4g}"]
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """How a configuration's runs ended, and the final costs of the completed ones.
+
+    Attributes
+    ----------
+    completed, diverged, failed : int
+        Runs that ended so.
+    training : list of float
+        The final training cost of every completed run.
+    evaluation : list of float
+        The mean evaluation cost of every completed run that was evaluated.
+    """
+
+    completed: int
+    diverged: int
+    failed: int
+    training: list[float]
+    evaluation: list[float]
+
+
+def outcomes(runs: list[dict[str, Any]]) -> Outcomes:
+    """The :class:`Outcomes` of run summaries."""
+    done = [r for r in runs if r["status"] == "completed"]
+    return Outcomes(
+        completed=len(done),
+        diverged=sum(r["status"] == "diverged" for r in runs),
+        failed=sum(r["status"] == "failed" for r in runs),
+        training=[r["final_training_cost"] for r in done],
+        evaluation=[
+            float(np.mean(r["evaluation_costs"])) for r in done if len(r["evaluation_costs"])
+        ],
+    )
+
+
 def table(planned: dict[str, int], by_label: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
     """The rows of the report (see :data:`COLUMNS`)."""
     rows = []
     for label, runs in by_label.items():
-        done = [r for r in runs if r["status"] == "completed"]
-        count = {s: sum(r["status"] == s for r in runs) for s in ("diverged", "failed")}
-        evaluations = [
-            float(np.mean(r["evaluation_costs"])) for r in done if len(r["evaluation_costs"])
-        ]
+        ended = outcomes(runs)
         rows.append(
             [
                 label,
                 str(planned.get(label, len(runs))),
-                str(len(done)),
-                str(count["diverged"]),
-                str(count["failed"]),
-                *_quartiles([r["final_training_cost"] for r in done]),
-                *_quartiles(evaluations),
+                str(ended.completed),
+                str(ended.diverged),
+                str(ended.failed),
+                *_quartiles(ended.training),
+                *_quartiles(ended.evaluation),
             ]
         )
     return rows
