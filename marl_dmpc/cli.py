@@ -229,6 +229,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type[Training
     given values are set: the defaults are applied by :func:`parse_config` and shown in
     the help."""
     docs = field_docs(config_type)
+    preset = ", ".join(f"{k} {v:g}" for k, v in config_type.stabilized_preset.items())
+    docs["stabilized"] = f"{docs.get('stabilized', '')} This example's preset: {preset}."
     types = _field_types(config_type)
     defaults = _defaults(config_type)
     owner: dict[str, type] = {}  # the base-most class declaring each field
@@ -307,9 +309,9 @@ def make_config(
 ) -> ConfigT:
     """``config_type(**values)``; a bad or unknown value raises :class:`ValueError` with
     one line naming where it came from (``origin``: field -> flag or file). With
-    ``stabilized`` true, the stabilized preset fills the safeguards not given
+    ``stabilized`` true, the example's stabilized preset fills the safeguards not given
     (:func:`~marl_dmpc.config.apply_presets`)."""
-    values = apply_presets(dict(values))
+    values = apply_presets(dict(values), config_type.stabilized_preset)
     known = {f.name for f in dataclasses.fields(config_type)}
     unknown = sorted(set(values) - known)
     if unknown:

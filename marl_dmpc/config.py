@@ -17,6 +17,7 @@ section of each class's docstring is the field's help text on the command line
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -234,7 +235,10 @@ class DivergenceSettings:
 
 
 #: What ``stabilized = True`` sets, unless the run's settings give the field a value
-#: (docs/robustness.md: the combinations tried and why this one).
+#: (docs/robustness.md: the combinations tried and why this one). The TD clip is in the
+#: example's cost units: about twice the 99th percentile of |TD error| of a healthy run
+#: (example 1: 0.96); an example whose TD errors are larger sets its own preset
+#: (``TrainingConfig.stabilized_preset``).
 STABILIZED_PRESET: dict[str, float] = {"td_clip": 2.0, "max_update": 0.03, "parameter_box": 0.15}
 
 
@@ -260,6 +264,8 @@ class StabilizationSettings:
     """
 
     flag_group: ClassVar[str] = "stabilized learning (off by default)"
+    #: the safeguards ``stabilized`` switches on (an example may set its own)
+    stabilized_preset: ClassVar[Mapping[str, float]] = STABILIZED_PRESET
 
     stabilized: bool = False
     td_clip: float = 0.0
@@ -278,12 +284,15 @@ class StabilizationSettings:
         )
 
 
-def apply_presets(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (settings by field name) with :data:`STABILIZED_PRESET` filled in for
-    the safeguards it does not give, when it sets ``stabilized``; so a config (and a
-    result file's record of it) always holds the values a run used."""
+def apply_presets(
+    values: dict[str, Any], preset: Mapping[str, float] = STABILIZED_PRESET
+) -> dict[str, Any]:
+    """``values`` (settings by field name) with ``preset`` (an example's
+    ``stabilized_preset``) filled in for the safeguards it does not give, when it sets
+    ``stabilized``; so a config (and a result file's record of it) always holds the
+    values a run used."""
     if values.get("stabilized") is True:
-        return {**STABILIZED_PRESET, **values}
+        return {**preset, **values}
     return dict(values)
 
 

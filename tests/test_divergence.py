@@ -196,6 +196,17 @@ def test_a_grid_of_stabilized_switches_the_preset_on():
     assert {name: on[name] for name in STABILIZED_PRESET} == STABILIZED_PRESET
 
 
+def test_the_power_system_clips_its_td_errors_in_its_own_units(capsys):
+    from reproduction.power_system.config import PowerSystemConfig
+    from reproduction.power_system.q_learning_power import main
+
+    config = make_config(PowerSystemConfig, {"stabilized": True}, {})
+    assert config.td_clip == 30.0 and config.max_update == STABILIZED_PRESET["max_update"]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "preset: td_clip 30," in " ".join(capsys.readouterr().out.split())
+
+
 def test_the_robustness_tables_and_figures_come_from_the_summaries(tmp_path, capsys, monkeypatch):
     from reproduction.plotting import robustness
 
