@@ -100,6 +100,14 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a finite number > 0, got 0")
+    return value
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)

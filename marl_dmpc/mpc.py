@@ -190,7 +190,16 @@ def lagrangian_gradient(
 
 
 def dual_function(mpc: Mpc, lam: cs.SX, constraint: str) -> cs.Function:
-    """``lam -> the multipliers of the named constraint`` of ``mpc``, with the
-    multiplier vector laid out as the caller's ``lam``."""
-    named = mpc.nlp.dual_variables[f"lam_g_{constraint}"]
+    """``lam -> the multipliers of the named constraint`` (an equality or an
+    inequality) of ``mpc``, with the multiplier vector laid out as the caller's ``lam``."""
+    duals = mpc.nlp.dual_variables
+    named = duals.get(f"lam_g_{constraint}", duals.get(f"lam_h_{constraint}"))
+    if named is None:
+        raise KeyError(f"the MPC has no constraint {constraint!r}")
     return cs.Function(f"dual_{constraint}", [lam], [named])
+
+
+def inequality_names(mpc: Mpc) -> list[str]:
+    """The names of ``mpc``'s inequality constraints (not the variables' bounds), in
+    the order of its multiplier vector."""
+    return [name[6:] for name in mpc.nlp.dual_variables if name.startswith("lam_h_")]

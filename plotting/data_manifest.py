@@ -44,6 +44,10 @@ DATA_FILES = {
         "example_1_admm_dual_error",
         "python example_1/admm_dual_error.py --out data/example_1/admm_dual_error.pkl",
     ),
+    "power_system/admm_dual_error.pkl": (
+        "power_system_admm_dual_error",
+        "python power_system/admm_dual_error.py --out data/power_system/admm_dual_error.pkl",
+    ),
     "power_system/distributed.pkl": (
         "power_system_training",
         "python power_system/q_learning_power.py --episodes 100 "

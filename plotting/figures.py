@@ -143,18 +143,66 @@ def example_1_evaluation(evaluation: Result, baselines: Result | None = None) ->
     return fig
 
 
-def example_1_dual_error(dual_error: Result) -> Figure:
-    """ADMM's dual error against its iterations (median over states, quartile band)."""
-    fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
+#: The paper's dual-error curve (the power system, plain ADMM with rho 50; its release's
+#: figure script holds these numbers): tau -> sum_i ||lambda_i* - lambda_i^tau|| +
+#: ||mu_i* - mu_i^tau||. Drawn beside ours for comparison (docs/reproduction.md).
+PAPER_DUAL_ERROR = {
+    1: 0.429,
+    2: 0.0592,
+    5: 0.0130,
+    10: 1.42e-4,
+    20: 8.18e-8,
+    30: 8.24e-11,
+    40: 7.21e-13,
+    50: 6.98e-13,
+    70: 6.97e-13,
+    100: 6.98e-13,
+}
+
+
+def _dual_error_panel(ax: Any, dual_error: Result, title: str) -> None:
+    """One example's dual error (lambda + mu) against the iterations: each variant and
+    start, the median over the states (the cold starts with a band from the smallest to
+    the largest)."""
     tau = np.asarray(dual_error["iterations"])
-    errors = np.asarray(dual_error["dual_errors"], dtype=float)
+    errors = np.asarray(dual_error["dual_errors"], dtype=float).sum(axis=-1)
     for v, label in enumerate(dual_error["labels"]):
-        low, mid, high = np.percentile(errors[v], [25, 50, 75], axis=0)
-        ax.semilogy(tau, mid, "-o", ms=3, color=COLORS[v], label=label)
-        ax.fill_between(tau, low, high, color=COLORS[v], alpha=0.2)
+        for s, start in enumerate(dual_error["starts"]):
+            low, mid, high = np.percentile(errors[v, s], [0, 50, 100], axis=0)
+            style = "-o" if start == "cold" else "--s"
+            ax.semilogy(tau, mid, style, ms=3, color=COLORS[v], label=f"{label}, {start} start")
+            if start == "cold":
+                ax.fill_between(tau, low, high, color=COLORS[v], alpha=0.15)
+    states = errors.shape[2]
+    ax.set_title(f"{title} (median and range over {states} states)", fontsize="medium")
     ax.set_xlabel(r"ADMM iterations $\tau$")
-    ax.set_ylabel(r"$\sum_i \|\lambda_i^\star - \lambda_i^{\tau}\|$")
-    ax.legend(fontsize="small")
+    ax.set_ylabel(
+        r"$\sum_i \|\lambda_i^\star - \lambda_i^{\tau}\|"
+        r" + \|\mu_i^\star - \mu_i^{\tau}\|$"
+    )
+
+
+def admm_dual_error(power_system: Result, example_1: Result | None = None) -> Figure:
+    """ADMM's dual error against its iterations: the power system (the paper's figure,
+    with the paper's curve) and, if given, example 1."""
+    panels = 1 if example_1 is None else 2
+    fig, axs = plt.subplots(
+        1, panels, figsize=(6 * panels, 4), constrained_layout=True, squeeze=False
+    )
+    ax = axs[0, 0]
+    _dual_error_panel(ax, power_system, "power system")
+    ax.semilogy(
+        list(PAPER_DUAL_ERROR),
+        list(PAPER_DUAL_ERROR.values()),
+        ":^",
+        color="k",
+        ms=4,
+        label="the paper (plain ADMM, rho 50)",
+    )
+    ax.legend(fontsize="x-small")
+    if example_1 is not None:
+        _dual_error_panel(axs[0, 1], example_1, "example 1")
+        axs[0, 1].legend(fontsize="x-small")
     return fig
 
 

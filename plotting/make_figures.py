@@ -54,13 +54,16 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable]] = {
         ("example_1/distributed_eval.pkl", "[example_1/baselines.pkl]"),
         figures.example_1_evaluation,
     ),
-    "example_1_dual_error": (("example_1/admm_dual_error.pkl",), figures.example_1_dual_error),
     "power_td_and_cost": (
         ("power_system/distributed.pkl", "[power_system/centralized.pkl]"),
         figures.power_td_and_cost,
     ),
     "power_states": (("power_system/distributed.pkl",), figures.power_states),
     "power_parameters": (("power_system/distributed.pkl",), figures.power_parameters),
+    "admm_dual_error": (
+        ("power_system/admm_dual_error.pkl", "[example_1/admm_dual_error.pkl]"),
+        figures.admm_dual_error,
+    ),
     "power_boxplots": (
         (
             "power_system/distributed_eval.pkl",

@@ -91,15 +91,18 @@ def data(tmp_path: Path) -> Path:
             6,
         ),
     )
-    save_result(
-        d / "example_1/admm_dual_error.pkl",
-        {
-            "kind": "example_1_admm_dual_error",
-            "labels": ["plain ADMM", "accelerated"],
-            "iterations": np.array([1, 5, 10]),
-            "dual_errors": RNG.uniform(1e-6, 1, size=(2, 4, 3)),
-        },
-    )
+    for example in ("example_1", "power_system"):
+        save_result(
+            d / f"{example}/admm_dual_error.pkl",
+            {
+                "kind": f"{example}_admm_dual_error",
+                "labels": ["plain ADMM", "accelerated"],
+                "starts": ["cold", "warm"],
+                "parts": ["lambda", "mu"],
+                "iterations": np.array([1, 5, 10]),
+                "dual_errors": RNG.uniform(1e-6, 1, size=(2, 2, 4, 3, 2)),
+            },
+        )
     power = _training(16, 4, 10, 3, POWER_PARAMS)
     save_result(d / "power_system/distributed.pkl", power)
     save_result(d / "power_system/centralized.pkl", power)
@@ -124,7 +127,7 @@ def test_every_figure_is_written(data, tmp_path, quiet):
 
 def test_missing_data_skips_the_figure(tmp_path, capsys):
     assert make_figures.main(["--data", str(tmp_path), "--out", str(tmp_path / "f")]) == 0
-    assert "skipped example_1_dual_error" in capsys.readouterr().out
+    assert "skipped admm_dual_error" in capsys.readouterr().out
 
 
 def _write_positional(path: Path, objects: list) -> None:
@@ -276,9 +279,11 @@ def test_figures_draw_the_data(data):
     assert _drawn(fig, evaluation["episode_costs"][:, 0])
     nominal = float(np.mean(baselines["episode_costs"][0]))
     assert _drawn(fig, [nominal, nominal])
-    dual = load("example_1/admm_dual_error")
-    fig = figures.example_1_dual_error(dual)
-    assert _drawn(fig, np.median(dual["dual_errors"][1], axis=0))
+    dual, power_dual = load("example_1/admm_dual_error"), load("power_system/admm_dual_error")
+    fig = figures.admm_dual_error(power_dual, dual)
+    for result in (dual, power_dual):  # lambda + mu, median over the states
+        assert _drawn(fig, np.median(result["dual_errors"][1, 0].sum(axis=-1), axis=0))
+    assert _drawn(fig, list(figures.PAPER_DUAL_ERROR.values()))
 
     power = load("power_system/distributed")
     fig = figures.power_td_and_cost(power)

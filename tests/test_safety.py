@@ -309,12 +309,12 @@ def test_make_figures_checks_what_each_file_holds(tmp_path, capsys):
 def test_make_figures_replaces_figures_only_with_overwrite(tmp_path, capsys):
     out = tmp_path / "figures"
     out.mkdir()
-    (out / "example_1_dual_error.png").write_bytes(CONTENT)
-    argv = ["--out", str(out), "--only", "example_1_dual_error", "--data", str(ROOT / "data")]
+    (out / "admm_dual_error.png").write_bytes(CONTENT)
+    argv = ["--out", str(out), "--only", "admm_dual_error", "--data", str(ROOT / "data")]
     assert "exists" in fails_with(make_figures.main, argv, capsys)
-    assert (out / "example_1_dual_error.png").read_bytes() == CONTENT
+    assert (out / "admm_dual_error.png").read_bytes() == CONTENT
     assert make_figures.main([*argv, "--overwrite"]) == 0
-    assert (out / "example_1_dual_error.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "admm_dual_error.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -32,8 +32,8 @@ LAYERS = [
     {"evaluation", "runs"},
     {"cli"},
     {"driver"},
-    # many runs: plans, engines, reports
-    {"sweep"},
+    # many runs: plans, engines, reports; studies of the ADMM
+    {"sweep", "dual_error"},
 ]
 
 

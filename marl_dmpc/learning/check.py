@@ -22,6 +22,7 @@ from ..mpc import (
     LocalMpcDefinition,
     build_centralized_mpc,
     dual_function,
+    inequality_names,
     lagrangian_gradient,
     state_name,
 )
@@ -62,12 +63,21 @@ class CentralizedCheck:
         names = [name for m in local_mpcs for name in m.learnable_names]
         self._gradients = {}
         self._dynamics_duals = {}
+        self._inequality_duals = {}
         for kind in ("V", "Q"):
             mpc = self._agent.V if kind == "V" else self._agent.Q
             lam = multipliers(mpc)
             self._gradients[kind] = lagrangian_gradient(mpc, names, mpc.nlp.p, lam, "check_d")
             self._dynamics_duals[kind] = [
                 dual_function(mpc, lam, dynamics_name(i)) for i in range(self.n_agents)
+            ]
+            # agent i's inequalities, by the names its local problem gives them
+            self._inequality_duals[kind] = [
+                {
+                    name: dual_function(mpc, lam, name)
+                    for name in inequality_names(local.problems[kind].mpc)
+                }
+                for local in local_mpcs
             ]
 
     def restart_solvers(self) -> None:
@@ -85,9 +95,11 @@ class CentralizedCheck:
     ) -> dict[str, float]:
         """The gaps between ``result`` and the centralized solution, by name:
         ``"v_error"`` or ``"q_error"`` (absolute value gap), ``"dual_error"`` (max abs gap
-        of the dynamics multipliers), ``"dual_error_norms"`` (the sum over agents of the
-        2-norms of those gaps, the paper's measure) and ``"gradient_error"`` (max abs gap
-        between the agents' local Lagrangian gradients and the centralized one).
+        of the dynamics multipliers lambda), ``"dual_error_norms"`` (the sum over agents
+        of the 2-norms of those gaps), ``"inequality_dual_error_norms"`` (the same for
+        the multipliers mu of the agents' inequality constraints; the paper's measure is
+        the sum of the two) and ``"gradient_error"`` (max abs gap between the agents'
+        local Lagrangian gradients and the centralized one).
 
         ``first`` is the perturbation (V) or the first action (Q).
         """
@@ -107,12 +119,22 @@ class CentralizedCheck:
         )
         central = np.asarray(self._gradients[kind](sol.x, sol.p, lam)).reshape(-1)
         errors["gradient_error"] = float(np.abs(local - central).max())
-        dual_error = dual_norms = 0.0
+        dual_error = dual_norms = inequality_norms = 0.0
         for i, (local_mpc, local_sol) in enumerate(zip(self.local_mpcs, result.local, strict=True)):
             central = np.asarray(self._dynamics_duals[kind][i](lam))
             diff = local_mpc.dual(kind, dynamics_name(i), local_sol) - central
             dual_error = max(dual_error, float(np.abs(diff).max()))
             dual_norms += float(np.linalg.norm(diff))
+            inequalities = self._inequality_duals[kind][i]
+            if inequalities:
+                diff = np.concatenate(
+                    [
+                        np.ravel(local_mpc.dual(kind, name, local_sol) - np.asarray(mu(lam)))
+                        for name, mu in inequalities.items()
+                    ]
+                )
+                inequality_norms += float(np.linalg.norm(diff))
         errors["dual_error"] = dual_error
         errors["dual_error_norms"] = dual_norms
+        errors["inequality_dual_error_norms"] = inequality_norms
         return errors

@@ -25,6 +25,8 @@ class TrainingLog:
     check : dict of str to list of float
         With the centralized check, per solve: ``"v_error"``, ``"q_error"`` (absolute
         errors of the ADMM values), ``"dual_error"`` (max abs error of the dynamics
+        multipliers), ``"dual_error_norms"`` and ``"inequality_dual_error_norms"`` (sums
+        over the agents of the 2-norms of the errors of the dynamics and the inequality
         multipliers) and ``"gradient_error"`` (max abs error of the Lagrangian's gradient).
     fallbacks : int
         Solves that failed with the MPCs' solver and were tried again with the fallback
