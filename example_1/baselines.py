@@ -1,6 +1,8 @@
 """Example 1's baselines (docs/reproduction.md): the nominal MPC with the inaccurate and
-with the true model, and the scenario MPC with K sampled models or K copies of the true model, each
-over one 100-step episode from the paper's initial state, and the table of their costs.
+with the true model, and the scenario MPC with K sampled models or K copies of the true
+model, each over 100-step episodes from the paper's initial state (20 noise realizations
+by default, the same for every controller; the paper's evaluation is one episode, the
+first here), and the table of their costs.
 
     python example_1/baselines.py                     # K = 10 and 25, all cores
     python example_1/baselines.py --scenarios 25 --workers 1 --out runs/base.pkl
@@ -31,6 +33,8 @@ from reproduction.example_1.env import CoupledLinearSystemsEnv
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
+#: Evaluation episodes by default (the paper's evaluation is one, the first of these).
+EPISODES = 20
 #: The default result file (with _2, _3, ... if it exists).
 DEFAULT_OUT = "runs/example_1_baselines.pkl"
 #: Every scenario adds a fixed disturbance from U[DISTURBANCE_LOW, 0] to every state.
@@ -87,11 +91,14 @@ def controllers(scenario_counts: list[int]) -> list[tuple[str, str, int]]:
     return rows
 
 
-def run_baseline(job: tuple[str, int, int, int, int, str]) -> dict[str, np.ndarray]:
-    """One baseline's episode: ``(model kind, K, scenario seed, evaluation seed,
-    steps, solver)``. The scenarios' models and disturbances come from the scenario
-    seed."""
-    kind, K, seed, eval_seed, steps, solver = job
+def run_baseline(
+    job: tuple[str, int, list[int], int, int, int, str],
+) -> list[dict[str, np.ndarray]]:
+    """Some episodes of one baseline: ``(model kind, K, episode indices, scenario seed,
+    evaluation seed, steps, solver)``; episode ``e`` has the noise of seed
+    ``eval_seed + e``. The scenarios' models and disturbances come from the scenario
+    seed: one controller, the same in every episode."""
+    kind, K, episodes, seed, eval_seed, steps, solver = job
     rng = np.random.default_rng(seed)
     with quiet_solvers():
         nominal = K == 1
@@ -101,24 +108,40 @@ def run_baseline(job: tuple[str, int, int, int, int, str]) -> dict[str, np.ndarr
             None if nominal else rng.uniform(DISTURBANCE_LOW, 0.0, (K, mpc.nx))
         )  # fixed per scenario, held over the horizon
         controller = MpcController(mpc, lambda env, rng: {"disturbances": disturbances})
-        return run_episode(CoupledLinearSystemsEnv(max_steps=steps), controller, eval_seed)
+        env = CoupledLinearSystemsEnv(max_steps=steps)
+        return [run_episode(env, controller, eval_seed + e) for e in episodes]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
     add_baseline_flags(parser, [10, 25], "ipopt")
-    add_evaluation_flags(parser, 100, default_workers(), DEFAULT_OUT)
+    add_evaluation_flags(parser, 100, default_workers(), DEFAULT_OUT, EPISODES)
     args = parser.parse_args(argv)
     nx, nu = model.N_AGENTS * model.NX, model.N_AGENTS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, nx, args.workers)
     outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
     rows = controllers(args.scenarios)
-    jobs = [(kind, K, args.seed, args.eval_seed, args.steps, args.solver) for _, kind, K in rows]
-    episodes, wall_time = driver.run_evaluation(run_baseline, jobs, args.workers)
+    episodes, wall_time = driver.run_episodes(
+        run_baseline,
+        [
+            lambda chunk, kind=kind, K=K: (
+                kind,
+                K,
+                chunk,
+                args.seed,
+                args.eval_seed,
+                args.steps,
+                args.solver,
+            )
+            for _, kind, K in rows
+        ],
+        args.episodes,
+        args.workers,
+    )
     result = evaluation_result(
         "example_1_baselines",
         [label for label, _, _ in rows],
-        [[ep] for ep in episodes],
+        episodes,
         model.violations,
         wall_time,
         seed=args.seed,

@@ -1,7 +1,8 @@
 """Evaluate example 1's learned policy: the greedy policy of a training result with the
-parameters learned after each listed number of updates, over one 100-step episode
-from the paper's initial state (the same noise for every checkpoint), and the table of
-their costs.
+parameters learned after each listed number of updates, over 100-step episodes from the
+paper's initial state (20 noise realizations by default; the paper's evaluation is one
+episode, the first here; the same noise for every checkpoint), and the table of their
+costs.
 
     python example_1/evaluate.py runs/example_1_distributed_seed1.pkl
     python example_1/evaluate.py RESULT.pkl --updates 0,5,10,25,50,100,500,2500,5000,7500,10000
@@ -37,17 +38,21 @@ from reproduction.example_1.config import Example1Config
 from reproduction.example_1.env import CoupledLinearSystemsEnv
 from reproduction.example_1.example_1 import build_learner
 
+#: Evaluation episodes by default (the paper's evaluation is one, the first of these).
+EPISODES = 20
 #: The paper's checkpoints (numbers of updates).
 PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
 
 
-def run_checkpoint(job: tuple[dict, dict, int, int]) -> dict[str, np.ndarray]:
-    """One checkpoint's episode: ``(training config as a dict, parameter values,
-    evaluation seed, steps)``."""
-    config, values, eval_seed, steps = job
+def run_checkpoint(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np.ndarray]]:
+    """Some episodes of one checkpoint: ``(training config as a dict, parameter values,
+    episode indices, evaluation seed, steps)``; episode ``e`` has the noise of seed
+    ``eval_seed + e``."""
+    config, values, episodes, eval_seed, steps = job
     with quiet_solvers():
         policy = LearnedPolicy(build_learner(Example1Config(**config)), values)
-        return run_episode(CoupledLinearSystemsEnv(max_steps=steps), policy, eval_seed)
+        env = CoupledLinearSystemsEnv(max_steps=steps)
+        return [run_episode(env, policy, eval_seed + e) for e in episodes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         help="numbers of updates to evaluate, comma-separated; default: the paper's "
         "checkpoints up to the file's last update, and that one",
     )
-    add_evaluation_flags(parser, 100, default_workers(), "RESULT_eval.pkl")
+    add_evaluation_flags(parser, 100, default_workers(), "RESULT_eval.pkl", EPISODES)
     args = parser.parse_args(argv)
     try:
         result = load_result(args.result)
@@ -75,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     default = args.result.with_name(f"{args.result.stem}_eval.pkl")
     outputs, out = driver.claim_output(args.out, default, args.overwrite, args.result)
     driver.check_finished(result, args.result)
-    jobs = [(dataclasses.asdict(config), v, args.eval_seed, args.steps) for v in values]
-    episodes, wall_time = driver.run_evaluation(run_checkpoint, jobs, args.workers)
+    settings = dataclasses.asdict(config)
+    episodes, wall_time = driver.run_episodes(
+        run_checkpoint,
+        [lambda chunk, v=v: (settings, v, chunk, args.eval_seed, args.steps) for v in values],
+        args.episodes,
+        args.workers,
+    )
     evaluation = evaluation_result(
         "example_1_evaluation",
         [f"after {u} updates" for u in updates],
-        [[ep] for ep in episodes],
+        episodes,
         model.violations,
         wall_time,
         updates=np.array(updates),

@@ -124,11 +124,19 @@ def _number(text: str) -> float:
 
 # ------------------------------------------------------ flags of the evaluation scripts
 def add_evaluation_flags(
-    parser: argparse.ArgumentParser, steps: int, workers: int, out: str
+    parser: argparse.ArgumentParser, steps: int, workers: int, out: str, episodes: int
 ) -> None:
-    """Add the flags of the evaluation and baseline scripts: ``--eval-seed`` (the
+    """Add the flags of the evaluation and baseline scripts: ``--episodes`` (how many;
+    episode ``e`` has the noise of seed ``eval_seed + e``), ``--eval-seed`` (the
     episodes' noise, the same for every controller), ``--steps`` (episode length),
     ``--workers`` (parallel processes) and those of :func:`add_output_flags`."""
+    parser.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=episodes,
+        help="evaluation episodes (episode e: the noise of seed eval_seed + e); "
+        "default %(default)s",
+    )
     parser.add_argument(
         "--eval-seed",
         type=nonnegative_int,

@@ -33,7 +33,7 @@ from .cli import (
     parse_config,
 )
 from .config import TrainingConfig
-from .evaluation import result_table, run_jobs
+from .evaluation import episode_chunks, result_table, run_jobs
 from .files import OutputError, Outputs, fresh_path
 from .results import ResultFileError, load_result, save_result
 from .runs import (
@@ -291,6 +291,28 @@ def run_evaluation(
     except KeyboardInterrupt:
         fail("interrupted; nothing was written", EXIT_CODES["interrupted"])
     return outcomes, time.perf_counter() - start
+
+
+def run_episodes(
+    function: Callable[[Any], list[Any]],
+    jobs_of: Sequence[Callable[[list[int]], Any]],
+    episodes: int,
+    workers: int,
+) -> tuple[list[list[Any]], float]:
+    """Every controller's ``episodes`` evaluation episodes, split into chunks over the
+    workers (:func:`~marl_dmpc.evaluation.episode_chunks`): ``jobs_of[c](chunk)`` is
+    controller ``c``'s job for the episode indices ``chunk`` and ``function(job)``
+    returns their episodes. The episodes of each controller in order, and the wall time
+    (s), as :func:`run_evaluation`."""
+    chunks = episode_chunks(episodes, workers)
+    jobs = [make(chunk) for make in jobs_of for chunk in chunks]
+    outcomes, wall_time = run_evaluation(function, jobs, workers)
+    n = len(chunks)
+    per_controller = [
+        [episode for outcome in outcomes[c * n : (c + 1) * n] for episode in outcome]
+        for c in range(len(jobs_of))
+    ]
+    return per_controller, wall_time
 
 
 def write_evaluation(

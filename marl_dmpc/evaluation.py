@@ -109,12 +109,22 @@ def training_config(result: Mapping[str, Any], config_type: type[ConfigT], examp
     config = result.get("config")
     if result.get("kind") != "training" or not isinstance(config, dict):
         raise ResultFileError("not a training result (no 'kind': 'training' and 'config')")
-    if set(config) != {f.name for f in dataclasses.fields(config_type)}:  # type: ignore[arg-type]
+    known = dataclasses.fields(config_type)  # type: ignore[arg-type]
+    # a setting added since the result was written takes its default (the defaults
+    # leave the method as it was before the setting existed)
+    missing = [f.name for f in known if f.name not in config and not _has_default(f)]
+    if set(config) - {f.name for f in known} or missing:
         raise ResultFileError(f"not a training result of {example} (its config differs)")
     try:
         return config_type(**config)
     except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
         raise ResultFileError(f"its config is invalid: {err}") from None
+
+
+def _has_default(field: dataclasses.Field) -> bool:
+    return (
+        field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+    )
 
 
 def parameters_after(result: Mapping[str, Any], update: int) -> dict[str, npt.NDArray]:

@@ -107,9 +107,11 @@ DATA_FILES.update(
             "example_1_safeguards_td_clip_10": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 10",
             "example_1_screen_no_td_clip": "example_1 --seeds 1-12 --steps 2000 "
             "--eval-episodes 0 --stabilized --td-clip 0",
-            # chunks of seeds 1-10 and 11-20; so far the first (the second joins this
-            # tuple when it is run, and the summary is made of both)
-            "example_1_centralized_default": (f"example_1 --seeds 1-10 {CENTRALIZED}",),
+            # two chunks, seeds 1-10 and 11-20, summarized together
+            "example_1_centralized_default": (
+                f"example_1 --seeds 1-10 {CENTRALIZED}",
+                f"example_1 --seeds 11-20 {CENTRALIZED}",
+            ),
             "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
             "--eval-episodes 20 --set stabilized=false,true",
         }.items()

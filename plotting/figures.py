@@ -123,18 +123,27 @@ def example_1_parameters(
 
 
 def example_1_evaluation(evaluation: Result, baselines: Result | None = None) -> Figure:
-    """Cost of one evaluation episode of the policy after t updates (log scale) against
-    the baselines."""
+    """Evaluation cost of the policy after t updates (log scale) against the baselines:
+    with several episodes, the mean with a band from the smallest to the largest
+    episode cost (each baseline as its mean with its own band), and the first episode
+    (the paper's evaluation) as points."""
     fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
     updates = np.asarray(evaluation["updates"])
-    costs = np.asarray(evaluation["episode_costs"])[:, 0]
+    costs = np.asarray(evaluation["episode_costs"], dtype=float)  # (checkpoints, episodes)
     x = np.maximum(updates, 1)
-    ax.plot(x, costs, "o-", color="C0", label="learned distributed policy")
+    episodes = costs.shape[1]
+    if episodes > 1:
+        ax.plot(x, costs.mean(axis=1), "-", color="C0", label=f"learned, mean of {episodes}")
+        ax.fill_between(x, costs.min(axis=1), costs.max(axis=1), color="C0", alpha=0.2)
+    ax.plot(x, costs[:, 0], "o", ms=4, color="C0", label="learned, episode 1")
     if baselines is not None:
+        base = np.asarray(baselines["episode_costs"], dtype=float)
         for c, label in enumerate(baselines["labels"]):
             if "sampled" in label or label.startswith("nominal"):
-                cost = float(np.mean(baselines["episode_costs"][c]))
-                ax.axhline(cost, color=f"C{c + 1}", ls="--", lw=1, label=label)
+                color = f"C{c + 1}"
+                ax.axhline(base[c].mean(), color=color, ls="--", lw=1, label=label)
+                if base.shape[1] > 1:
+                    ax.axhspan(base[c].min(), base[c].max(), color=color, alpha=0.08)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("updates $t$ (0 shown at 1)")

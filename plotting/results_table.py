@@ -12,6 +12,7 @@ A missing data file leaves its rows out with a note.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -69,17 +70,39 @@ def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
     return labels.index(label), name
 
 
+def _paper_value(text: str) -> float | None:
+    """The paper's number in a table entry (``"~10.1 (10000 updates)"`` -> 10.1); None
+    for a range or no number."""
+    found = re.match(r"~?([0-9.]+)(?! to)", text)
+    return None if found is None or " to " in text else float(found.group(1))
+
+
+def _cost_cells(costs: np.ndarray, paper: str, single_paper_episode: bool) -> list[str]:
+    """Our cells of one controller's episode costs. Where the paper's number is one
+    episode's cost: the first episode's cost, the mean +- standard deviation over the
+    episodes and where the paper's number falls among them (the share of our episodes
+    that cost less); where it is a mean: our mean +- standard deviation."""
+    spread = "–" if costs.size == 1 else f"{costs.mean():.1f} ± {costs.std(ddof=1):.1f}"
+    if not single_paper_episode:
+        return [f"{costs.mean():.1f}" if costs.size == 1 else spread]
+    value = _paper_value(paper)
+    below = "–" if value is None or costs.size == 1 else f"{100.0 * np.mean(costs < value):.0f} %"
+    return [f"{costs[0]:.1f}", spread, below]
+
+
 def comparison_table(
     results: Mapping[str, dict | None],
     folder: str,
     rows: Mapping[str, tuple[str, str | None, str, str | None]],
     header: str,
     violations: Callable[[dict, int], str],
+    single_paper_episode: bool = False,
 ) -> list[str]:
     """A Markdown table of ``rows`` (as :data:`EXAMPLE_1`; data files under ``folder``):
-    the paper's cost, ours (the mean episode cost), the paper's violations and ours
-    (``violations(result, controller)``); a note for every missing file."""
-    table = [header, "|---|---|---|---|---|"]
+    the paper's cost, ours (:func:`_cost_cells`; ``header`` names its columns), the
+    paper's violations and ours (``violations(result, controller)``); a note for every
+    missing file."""
+    table = [header, "|---" * (header.count("|") - 1) + "|"]
     missing = set()
     for name, (file, label, paper_cost, paper_violations) in rows.items():
         path = f"{folder}/{file}.pkl"
@@ -88,16 +111,21 @@ def comparison_table(
             missing.add(path)
             continue
         c, row = _controller(result, name, label)
-        cost = float(np.mean(result["episode_costs"][c]))
+        costs = np.asarray(result["episode_costs"][c], dtype=float)
+        cells = _cost_cells(costs, paper_cost, single_paper_episode)
         table.append(
-            f"| {row} | {paper_cost} | {cost:.1f} | {paper_violations or '–'} "
+            f"| {row} | {paper_cost} | {' | '.join(cells)} | {paper_violations or '–'} "
             f"| {violations(result, c)} |"
         )
     return table + [f"\n({path} not made yet)" for path in sorted(missing)]
 
 
 def _violating_steps(result: dict, c: int) -> str:
-    return str(int(np.sum(result["violating_steps"][c])))
+    """The first episode's steps with a violation, and with several episodes their
+    mean."""
+    steps = np.asarray(result["violating_steps"][c], dtype=float)
+    first = str(int(steps[0]))
+    return first if steps.size == 1 else f"{first} (mean {steps.mean():.1f})"
 
 
 def _violating_share(result: dict, c: int) -> str:
@@ -124,23 +152,29 @@ def tables(data: Path) -> str:
         results,
         "example_1",
         EXAMPLE_1,
-        "| controller | cost, paper | cost, ours | steps with x_i1 < 0, paper | ours |",
+        "| controller | cost, paper | ours, episode 1 | ours, mean ± std | "
+        "our episodes below the paper's | steps with x_i1 < 0, paper | ours |",
         _violating_steps,
+        single_paper_episode=True,
     )
     power = comparison_table(
         results,
         "power_system",
         POWER,
-        "| controller | mean episode cost, paper | ours | violating steps, paper | ours |",
+        "| controller | mean episode cost, paper | ours, mean ± std | violating steps, paper "
+        "| ours |",
         _violating_share,
     )
     return "\n".join(
         [
-            "Example 1, cost of one 100-step evaluation episode from the paper's initial state:",
+            "Example 1, cost of 100-step evaluation episodes from the paper's initial state "
+            "(the paper: one episode; ours: the first episode, and the mean and standard "
+            "deviation over the episodes of the data file, each with its own noise):",
             "",
             *example_1,
             "",
-            "Power system, 100 evaluation episodes (violating: some |dtheta_i| > 0.1):",
+            "Power system, episode cost over 100 evaluation episodes (violating: some "
+            "|dtheta_i| > 0.1):",
             "",
             *power,
             "",

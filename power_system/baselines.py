@@ -20,13 +20,11 @@ from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_baseline_flags,
     add_evaluation_flags,
-    positive_int,
 )
 from marl_dmpc.discretization import zero_order_hold
 from marl_dmpc.evaluation import (
     MpcController,
     default_workers,
-    episode_chunks,
     evaluation_result,
     run_episode,
     seed_of,
@@ -106,27 +104,22 @@ def run_baseline(job: tuple[int, list[int], int, int, int, str]) -> list[dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
     add_baseline_flags(parser, [50, 79, 100], "highs")
-    parser.add_argument(
-        "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
-    )
-    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), DEFAULT_OUT)
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), DEFAULT_OUT, 100)
     args = parser.parse_args(argv)
     nx, nu = model.N_AREAS * model.NX, model.N_AREAS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, model.N_AREAS, args.workers)
     outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
     counts = [1, *args.scenarios]
     labels = ["nominal", *(f"scenario K={K}" for K in args.scenarios)]
-    chunks = episode_chunks(args.episodes, args.workers)
-    jobs = [
-        (K, chunk, args.seed, args.eval_seed, args.steps, args.solver)
-        for K in counts
-        for chunk in chunks
-    ]
-    outcomes, wall_time = driver.run_evaluation(run_baseline, jobs, args.workers)
-    per_controller = [
-        [ep for outcome in outcomes[c * len(chunks) : (c + 1) * len(chunks)] for ep in outcome]
-        for c in range(len(counts))
-    ]
+    per_controller, wall_time = driver.run_episodes(
+        run_baseline,
+        [
+            lambda chunk, K=K: (K, chunk, args.seed, args.eval_seed, args.steps, args.solver)
+            for K in counts
+        ],
+        args.episodes,
+        args.workers,
+    )
     result = evaluation_result(
         "power_system_baselines",
         labels,

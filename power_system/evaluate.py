@@ -20,12 +20,10 @@ from marl_dmpc.cli import (
     add_evaluation_flags,
     fail,
     nonnegative_int,
-    positive_int,
 )
 from marl_dmpc.evaluation import (
     LearnedPolicy,
     default_workers,
-    episode_chunks,
     evaluation_result,
     parameters_after,
     run_episode,
@@ -59,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="evaluate the parameters after this many updates; default: the last",
     )
-    parser.add_argument(
-        "--episodes", type=positive_int, default=100, help="evaluation episodes; default 100"
-    )
-    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), "RESULT_eval.pkl")
+    add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), "RESULT_eval.pkl", 100)
     args = parser.parse_args(argv)
     try:
         result = load_result(args.result)
@@ -74,16 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     default = args.result.with_name(f"{args.result.stem}_eval.pkl")
     outputs, out = driver.claim_output(args.out, default, args.overwrite, args.result)
     driver.check_finished(result, args.result)
-    chunks = episode_chunks(args.episodes, args.workers)
-    jobs = [
-        (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps) for chunk in chunks
-    ]
-    outcomes, wall_time = driver.run_evaluation(run_policy, jobs, args.workers)
+    episodes, wall_time = driver.run_episodes(
+        run_policy,
+        [lambda chunk: (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps)],
+        args.episodes,
+        args.workers,
+    )
     label = f"learned ({config.mode}), after {update} updates"
     evaluation = evaluation_result(
         "power_system_evaluation",
         [label],
-        [[ep for outcome in outcomes for ep in outcome]],
+        episodes,
         model.angle_violations,
         wall_time,
         updates=np.array([update]),

@@ -113,7 +113,8 @@ def test_example_1_baselines_orderings(tmp_path):
     MPC with sampled models costs far less than the nominal MPC with the inaccurate
     model, and violates the state bounds on fewer steps."""
     out = tmp_path / "b.pkl"
-    proc = script("baselines.py", "--scenarios", "10", "--workers", "2", "--out", str(out))
+    argv = ["--scenarios", "10", "--episodes", "1", "--workers", "2", "--out", str(out)]
+    proc = script("baselines.py", *argv)
     assert proc.returncode == 0, proc.stderr
     result = load_result(out)
     assert result["kind"] == "example_1_baselines"
@@ -140,13 +141,20 @@ def test_example_1_evaluation_of_checkpoints(tmp_path):
     proc = script("example_1.py", "--steps", "8", "--no-progress", "--out", str(train))
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "e.pkl"
-    proc = script("evaluate.py", str(train), "--updates", "0,4", "--steps", "12", "--out", str(out))
+    short = ["--updates", "0,4", "--steps", "12"]
+    proc = script("evaluate.py", str(train), *short, "--episodes", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     result = load_result(out)
     assert result["kind"] == "example_1_evaluation"
-    assert list(result["updates"]) == [0, 4] and result["states"].shape == (2, 1, 13, 6)
+    assert list(result["updates"]) == [0, 4] and result["states"].shape == (2, 3, 13, 6)
     assert np.isfinite(result["episode_costs"]).all()
     assert not np.allclose(result["actions"][0], result["actions"][1])  # learning moved it
+    assert len(set(result["episode_costs"][0])) == 3  # three noise realizations
+    # the first episode is the one-episode evaluation's (the paper's), in any pool
+    one = tmp_path / "one.pkl"
+    proc = script("evaluate.py", str(train), *short, "--episodes", "1", "--out", str(one))
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(load_result(one)["costs"][:, 0], result["costs"][:, 0])
 
     proc = script("evaluate.py", str(train), "--updates", "5", "--out", str(tmp_path / "x.pkl"))
     assert proc.returncode == 2 and "has 4 updates" in proc.stderr
@@ -165,9 +173,10 @@ def test_example_1_paper_orderings_full_run(tmp_path):
     train, evaluation, baselines = (tmp_path / n for n in ("t.pkl", "e.pkl", "b.pkl"))
     proc = script("example_1.py", "--steps", "20000", "--no-progress", "--out", str(train))
     assert proc.returncode == 0, proc.stderr
-    proc = script("evaluate.py", str(train), "--updates", "10000", "--out", str(evaluation))
+    one = ("--episodes", "1")
+    proc = script("evaluate.py", str(train), "--updates", "10000", *one, "--out", str(evaluation))
     assert proc.returncode == 0, proc.stderr
-    proc = script("baselines.py", "--scenarios", "25", "--out", str(baselines))
+    proc = script("baselines.py", "--scenarios", "25", *one, "--out", str(baselines))
     assert proc.returncode == 0, proc.stderr
     learned = load_result(evaluation)["episode_costs"][0, 0]
     base = load_result(baselines)
@@ -279,10 +288,27 @@ def test_the_process_pool_changes_no_number():
     from marl_dmpc.evaluation import run_jobs
     from reproduction.example_1 import baselines as example_1_baselines
 
-    jobs = [(kind, 1, 1, 0, 8, "ipopt") for kind in ("inaccurate", "true")]
+    jobs = [(kind, 1, [0, 1], 1, 0, 8, "ipopt") for kind in ("inaccurate", "true")]
     alone = run_jobs(example_1_baselines.run_baseline, jobs, 1)
     pooled = run_jobs(example_1_baselines.run_baseline, jobs, 2)
-    for a, b in zip(alone, pooled, strict=True):
+    for a, b in zip(sum(alone, []), sum(pooled, []), strict=True):
         assert a.keys() == b.keys()
         for key in a.keys() - {"solve_ms"}:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_result_written_before_a_setting_existed_still_loads():
+    """A training result whose config lacks settings added since (their defaults are
+    the method as it was) is read with those defaults; an unknown setting is refused."""
+    import dataclasses
+
+    from marl_dmpc.evaluation import training_config
+    from marl_dmpc.results import ResultFileError
+    from reproduction.example_1.config import Example1Config
+
+    config = dataclasses.asdict(Example1Config(seed=4))
+    older = {k: v for k, v in config.items() if k not in {"td_clip", "stabilized"}}
+    read = training_config({"kind": "training", "config": older}, Example1Config, "example 1")
+    assert read == Example1Config(seed=4)
+    with pytest.raises(ResultFileError, match="config differs"):
+        training_config({"kind": "training", "config": {**config, "x": 1}}, Example1Config, "e")
