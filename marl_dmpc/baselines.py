@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,13 +155,19 @@ class ScenarioMpc:
     Q, R : array of shape (nx, nx) and (nu, nu)
         State and input weights (positive semidefinite; the input's definite).
     bounds : SoftStateBounds
-        The softened state bounds, on ``x_1..x_N``.
+        The softened state bounds, on ``x_t`` for every ``t`` of ``bounded_steps``.
     u_lb, u_ub : array of shape (nu,)
         Hard input bounds.
     Q_terminal : array of shape (nx, nx), optional
         ``Q_N``; ``Q`` by default.
     input_multiplier : float, optional
         ``m``; ``K`` by default.
+    bounded_steps : sequence of int, optional
+        The steps ``t`` (in ``1..N``) whose states are bounded; all by default.
+    slack_discount_shift : int, optional
+        The slack of the bound on ``x_t`` costs ``gamma^(t - slack_discount_shift)``
+        times its weight: 1 (the default) discounts it as the stage cost of the step
+        that leads to ``x_t``, 0 as the stage cost of ``x_t`` itself.
     solver : str, optional
         A solver of :mod:`marl_dmpc.solvers`; an NLP solver (IPOPT) gets the QP through
         CasADi's ``nlpsol`` plugin. HiGHS by default.
@@ -184,6 +191,8 @@ class ScenarioMpc:
         u_ub: npt.ArrayLike,
         Q_terminal: npt.ArrayLike | None = None,
         input_multiplier: float | None = None,
+        bounded_steps: Sequence[int] | None = None,
+        slack_discount_shift: int = 1,
         solver: str = "highs",
         fallback: str | None = "ipopt",
     ) -> None:
@@ -202,9 +211,12 @@ class ScenarioMpc:
             Q_bar[(t - 1) * nx : t * nx, (t - 1) * nx : t * nx] = gammas[t] * (Q_N if t == N else Q)
         R_bar = np.kron(np.diag(gammas[:N]), np.asarray(R, dtype=float))
         C = np.asarray(bounds.C, dtype=float)
-        rows = C.shape[0]
-        C_bar = np.kron(np.eye(N), C)
-        n_u, n_s = N * nu, K * rows * N
+        steps = np.arange(1, N + 1) if bounded_steps is None else np.asarray(bounded_steps)
+        if steps.size == 0 or steps.min() < 1 or steps.max() > N or len(set(steps)) < steps.size:
+            raise ValueError(f"bounded_steps must be distinct steps in 1..{N}")
+        rows, T = C.shape[0] * steps.size, steps.size
+        C_bar = np.kron(np.eye(N)[steps - 1], C)  # the bounded states of [x_1; ...; x_N]
+        n_u, n_s = N * nu, K * rows
         # per scenario: the states' affine map and what enters the bounds
         self._Phi, self._Psi, self._QG, self._CPhi, self._CPsi = [], [], [], [], []
         H = np.zeros((n_u + n_s, n_u + n_s))
@@ -217,21 +229,22 @@ class ScenarioMpc:
             self._Phi.append(Phi)
             self._Psi.append(Psi)
             self._QG.append(2 * Q_bar @ Gamma)
-            rows_k = slice(k * rows * N, (k + 1) * rows * N)
-            slacks = n_u + np.arange(k * rows * N, (k + 1) * rows * N)
+            rows_k = slice(k * rows, (k + 1) * rows)
+            slacks = n_u + np.arange(k * rows, (k + 1) * rows)
             A_qp[rows_k, :n_u] = C_bar @ Gamma  # lower: C x + s >= lb
-            A_qp[rows_k, slacks] = np.eye(rows * N)
-            upper = slice(n_s + k * rows * N, n_s + (k + 1) * rows * N)
+            A_qp[rows_k, slacks] = np.eye(rows)
+            upper = slice(n_s + k * rows, n_s + (k + 1) * rows)
             A_qp[upper, :n_u] = C_bar @ Gamma  # upper: C x - s <= ub
-            A_qp[upper, slacks] = -np.eye(rows * N)
+            A_qp[upper, slacks] = -np.eye(rows)
             self._CPhi.append(C_bar @ Phi)
             self._CPsi.append(C_bar @ Psi)
-        # the slacks' cost: gamma^t c for the bound on x_{t+1}
-        slack_cost = np.kron(np.ones(K), np.kron(gammas[:N], np.asarray(bounds.weight, float)))
-        self._g_slack = slack_cost
+        # the slacks' cost: gamma^(t - shift) c for the bound on x_t
+        slack_gammas = gammas[steps - slack_discount_shift]
+        weight = np.asarray(bounds.weight, float)
+        self._g_slack = np.kron(np.ones(K), np.kron(slack_gammas, weight))
         self._R2 = 2 * m * R_bar
-        self._lb_bar = np.tile(np.asarray(bounds.lb, dtype=float), N)
-        self._ub_bar = np.tile(np.asarray(bounds.ub, dtype=float), N)
+        self._lb_bar = np.tile(np.asarray(bounds.lb, dtype=float), T)
+        self._ub_bar = np.tile(np.asarray(bounds.ub, dtype=float), T)
         H = 0.5 * (H + H.T)  # exactly symmetric, as the QP solvers expect
         # a tiny curvature on the slacks, which enter the cost linearly: with a singular
         # Hessian HiGHS reported some of these QPs unbounded and OSQP stalled

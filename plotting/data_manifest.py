@@ -72,6 +72,10 @@ DATA_FILES = {
         "power_system_baselines",
         "python power_system/baselines.py --out data/power_system/baselines.pkl",
     ),
+    "power_system/baselines_release.pkl": (
+        "power_system_baselines",
+        "python power_system/baselines.py --release --out data/power_system/baselines_release.pkl",
+    ),
 }
 
 

@@ -39,11 +39,16 @@ HORIZON, DISCOUNT = 5, 0.9
 DEFAULT_OUT = "runs/power_system_baselines.pkl"
 
 
-def build_mpc(scenarios: int, solver: str = "highs") -> tuple[ScenarioMpc, np.ndarray]:
+def build_mpc(
+    scenarios: int, solver: str = "highs", release: bool = False
+) -> tuple[ScenarioMpc, np.ndarray]:
     """The centralized MPC on the exact zero-order-hold discretization of the true
     network, with the stage cost's weights, the terminal cost and the soft angle bounds
-    on ``x_1..x_N``; ``scenarios`` copies of the model (the input cost counted as many
-    times). Returns the MPC and the discrete load matrix."""
+    on ``x_1..x_N``, the slack of ``x_t``'s bound discounted by ``gamma^(t-1)`` (as the
+    learnable MPC's); ``scenarios`` copies of the model (the input cost counted as many
+    times). With ``release``, the release's formulation: the angles bounded on
+    ``x_1..x_{N-1}`` only, the slacks discounted by ``gamma^t``. Returns the MPC and the
+    discrete load matrix."""
     A, B, L = network_matrices()
     Ad, held = zero_order_hold(A, np.hstack((B, L)), model.TS)
     nu = B.shape[1]
@@ -68,6 +73,8 @@ def build_mpc(scenarios: int, solver: str = "highs") -> tuple[ScenarioMpc, np.nd
         bounds=bounds,
         u_lb=-model.U_MAX,
         u_ub=model.U_MAX,
+        bounded_steps=range(1, HORIZON) if release else None,
+        slack_discount_shift=0 if release else 1,
         solver=solver,
     )
     return mpc, Ld
@@ -89,13 +96,16 @@ def mpc_inputs(Ld: np.ndarray, scenarios: int, noise: bool):
     return inputs
 
 
-def run_baseline(job: tuple[int, list[int], int, int, int, str]) -> list[dict[str, np.ndarray]]:
+def run_baseline(
+    job: tuple[int, list[int], int, int, int, str, bool],
+) -> list[dict[str, np.ndarray]]:
     """Some episodes of one baseline: ``(K, episode indices, scenario seed, evaluation
-    seed, steps, solver)``; K = 1 is the nominal MPC. Episode ``e`` has the noise of
-    seed ``eval_seed + e`` and the scenario draws of ``seed_of(seed, e)``."""
-    K, episodes, seed, eval_seed, steps, solver = job
+    seed, steps, solver, the release's formulation)``; K = 1 is the nominal MPC.
+    Episode ``e`` has the noise of seed ``eval_seed + e`` and the scenario draws of
+    ``seed_of(seed, e)``."""
+    K, episodes, seed, eval_seed, steps, solver, release = job
     with quiet_solvers():
-        mpc, Ld = build_mpc(K, solver)
+        mpc, Ld = build_mpc(K, solver, release)
         controller = MpcController(mpc, mpc_inputs(Ld, K, noise=K > 1))
         env = PowerSystemEnv(max_steps=steps)
         return [run_episode(env, controller, eval_seed + e, seed_of(seed, e)) for e in episodes]
@@ -105,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
     add_baseline_flags(parser, [50, 79, 100], "highs")
     add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), DEFAULT_OUT, 100)
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="the release's formulation: angle bounds on x_1..x_{N-1} only, the slack of "
+        "x_t's bound discounted by gamma^t (docs/reproduction.md)",
+    )
     args = parser.parse_args(argv)
     nx, nu = model.N_AREAS * model.NX, model.N_AREAS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, model.N_AREAS, args.workers)
@@ -114,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     per_controller, wall_time = driver.run_episodes(
         run_baseline,
         [
-            lambda chunk, K=K: (K, chunk, args.seed, args.eval_seed, args.steps, args.solver)
+            lambda chunk, K=K: (
+                K,
+                chunk,
+                args.seed,
+                args.eval_seed,
+                args.steps,
+                args.solver,
+                args.release,
+            )
             for K in counts
         ],
         args.episodes,
@@ -129,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
+        formulation="release" if args.release else "this repository's",
     )
     return driver.write_evaluation(outputs, out, result, "controller", labels)
 

@@ -29,8 +29,10 @@ def random_problem(rng, K, nx=4, nu=2, N=6):
     return A, B, bounds, Q, 0.3 * np.eye(nu), 2 * Q
 
 
-def direct_solution(A, B, bounds, Q, R, Q_N, gamma, x0, w, r, v, u_max):
-    """The same scenario MPC with the states as variables, solved by IPOPT."""
+def direct_solution(A, B, bounds, Q, R, Q_N, gamma, x0, w, r, v, u_max, release=False):
+    """The same scenario MPC with the states as variables, solved by IPOPT; with
+    ``release``, the bounds on x_1..x_{N-1} only and the slack of x_t's bound discounted
+    by gamma^t."""
     K, nx, nu, N = A.shape[0], A.shape[1], B.shape[2], w.shape[2]
     opti = cs.Opti()
     u = opti.variable(nu, N)
@@ -45,10 +47,12 @@ def direct_solution(A, B, bounds, Q, R, Q_N, gamma, x0, w, r, v, u_max):
         opti.subject_to(cs.vec(s) >= 0)
         for t in range(N):
             opti.subject_to(x[:, t + 1] == A[k] @ x[:, t] + B[k] @ u[:, t] + w[k, :, t])
-            Cx = bounds.C @ x[:, t + 1]
-            opti.subject_to(Cx + s[:, t] >= bounds.lb)
-            opti.subject_to(Cx - s[:, t] <= bounds.ub)
-            cost += gamma**t * cs.dot(bounds.weight, s[:, t])
+            if not (release and t + 1 == N):
+                Cx = bounds.C @ x[:, t + 1]
+                opti.subject_to(Cx + s[:, t] >= bounds.lb)
+                opti.subject_to(Cx - s[:, t] <= bounds.ub)
+                slack_gamma = gamma ** (t + 1 if release else t)
+                cost += slack_gamma * cs.dot(bounds.weight, s[:, t])
             if t >= 1:
                 cost += gamma**t * cs.bilin(Q, x[:, t] - r, x[:, t] - r)
         cost += gamma**N * cs.bilin(Q_N, x[:, N] - r, x[:, N] - r)
@@ -57,21 +61,35 @@ def direct_solution(A, B, bounds, Q, R, Q_N, gamma, x0, w, r, v, u_max):
     return np.asarray(opti.solve().value(u[:, 0])).reshape(-1)
 
 
-@pytest.mark.parametrize("solver", ["highs", "ipopt"])
-def test_condensed_scenario_mpc_equals_the_direct_formulation(quiet, solver):
+@pytest.mark.parametrize("solver, release", [("highs", False), ("ipopt", False), ("highs", True)])
+def test_condensed_scenario_mpc_equals_the_direct_formulation(quiet, solver, release):
     """Random models, disturbances, set points and a state that makes the soft bounds
-    bind: the first inputs agree to 1e-5."""
+    bind: the first inputs agree to 1e-5, with the bounds on every predicted state or,
+    as the release, on all but the last (their slacks discounted one step more)."""
     rng = np.random.default_rng(0)
     K, N = 3, 6
     A, B, bounds, Q, R, Q_N = random_problem(rng, K, N=N)
-    mpc = ScenarioMpc(A, B, N, 0.9, Q, R, bounds, -np.ones(2), np.ones(2), Q_N, solver=solver)
+    release_args = {"bounded_steps": range(1, N), "slack_discount_shift": 0} if release else {}
+    mpc = ScenarioMpc(
+        A, B, N, 0.9, Q, R, bounds, -np.ones(2), np.ones(2), Q_N, solver=solver, **release_args
+    )
     x0 = np.array([0.5, -0.4, 0.1, 0.2])
     w = 0.05 * rng.standard_normal((K, 4, N))
     r, v = 0.1 * rng.standard_normal(4), 0.1 * rng.standard_normal(2)
     answer = mpc.solve(x0, w, r, v)
     assert answer.success, answer.status
-    expected = direct_solution(A, B, bounds, Q, R, Q_N, 0.9, x0, w, r, v, 1.0)
+    expected = direct_solution(A, B, bounds, Q, R, Q_N, 0.9, x0, w, r, v, 1.0, release)
     np.testing.assert_allclose(answer.u0, expected, atol=1e-5)
+    other = direct_solution(A, B, bounds, Q, R, Q_N, 0.9, x0, w, r, v, 1.0, not release)
+    assert np.abs(answer.u0 - other).max() > 5e-5  # the two formulations differ here
+
+
+def test_bounded_steps_are_checked():
+    rng = np.random.default_rng(3)
+    A, B, bounds, Q, R, Q_N = random_problem(rng, 1)
+    for steps in ([0, 1], [7], [2, 2], []):
+        with pytest.raises(ValueError, match="bounded_steps"):
+            ScenarioMpc(A, B, 6, 1.0, Q, R, bounds, -np.ones(2), np.ones(2), bounded_steps=steps)
 
 
 def test_identical_scenarios_are_the_nominal_mpc(quiet):
