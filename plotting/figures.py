@@ -67,13 +67,15 @@ def example_1_training_states(result: Result) -> Figure:
     return fig
 
 
-def example_1_td_and_cost(distributed: Result, centralized: Result | None = None) -> Figure:
-    """TD error and stage cost over training (centralized overlaid, dashed)."""
+def example_1_td_and_cost(
+    distributed: Result,
+    centralized: Result | None = None,
+    labels: tuple[str, str] = ("distributed", "centralized"),
+) -> Figure:
+    """TD error and stage cost over training (the second run overlaid, dashed; ``labels``
+    names the two)."""
     fig, axs = plt.subplots(2, 1, sharex=True, figsize=(8, 4), constrained_layout=True)
-    for result, style, label in (
-        (distributed, "-", "distributed"),
-        (centralized, "--", "centralized"),
-    ):
+    for result, style, label in ((distributed, "-", labels[0]), (centralized, "--", labels[1])):
         if result is None:
             continue
         axs[0].plot(np.asarray(result["td_errors"]), ls=style, lw=0.5, label=label)
@@ -87,10 +89,14 @@ def example_1_td_and_cost(distributed: Result, centralized: Result | None = None
 
 
 def example_1_parameters(
-    distributed: Result, centralized: Result | None = None, agent: int = 1
+    distributed: Result,
+    centralized: Result | None = None,
+    agent: int = 1,
+    labels: tuple[str, str] = ("distributed", "centralized"),
 ) -> Figure:
     """One agent's learned parameters over the updates: b, the state bounds, f, V0, A, B
-    and its couplings A_c (distributed solid, centralized dashed)."""
+    and its couplings A_c (the first run solid, the second dashed; ``labels`` names
+    them)."""
     params = distributed["params"]
     couplings = sorted(k for k in params if k.startswith(f"A_c_{agent}_"))
     panels = [
@@ -118,7 +124,7 @@ def example_1_parameters(
                     color="C0" if style == "-" else "C1",
                 )
         ax.set_ylabel(label)
-    fig.suptitle(f"agent {agent + 1}: distributed (solid), centralized (dashed)", fontsize="medium")
+    fig.suptitle(f"agent {agent + 1}: {labels[0]} (solid), {labels[1]} (dashed)", fontsize="medium")
     return fig
 
 
@@ -317,4 +323,42 @@ def power_boxplots(learned: list[tuple[str, Result]], baselines: Result | None) 
     axs[1].set_ylabel("steps with some $|\\Delta\\theta_i| > 0.1$ rad (%)")
     for ax in axs:
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize="small")
+    return fig
+
+
+# ------------------------------------------------- this repository beside the release
+def episode_costs_beside(ours: Result, release: Result, title: str) -> Figure:
+    """Every controller's episode costs in two results of the same evaluation, ours and
+    the release's, box beside box (the controllers of both, by label; a result with one
+    controller each is paired whatever the labels)."""
+    mine, theirs = list(ours["labels"]), list(release["labels"])
+    if len(mine) == len(theirs) == 1:
+        pairs = [(f"{mine[0]} / {theirs[0]}", 0, 0)]
+    else:
+        pairs = [
+            (label, mine.index(label), theirs.index(label)) for label in mine if label in theirs
+        ]
+    if not pairs:
+        raise ValueError("the two evaluations share no controller")
+    width = min(12.0, max(6.0, 1.0 * len(pairs) + 2))
+    fig, ax = plt.subplots(figsize=(width, 4), constrained_layout=True)
+    costs = [np.asarray(r["episode_costs"], dtype=float) for r in (ours, release)]
+    for side, (result, color, name) in enumerate(
+        ((costs[0], "C0", "this repository"), (costs[1], "C1", "release"))
+    ):
+        data = [result[pair[1 + side]] for pair in pairs]
+        positions = np.arange(len(pairs)) * 3 + side
+        box = ax.boxplot(data, positions=positions, widths=0.8, patch_artist=True)
+        for patch in box["boxes"]:
+            patch.set_facecolor(color)
+            patch.set_alpha(0.5)
+        episodes = result.shape[1]
+        box["boxes"][0].set_label(f"{name} ({episodes} episode{'s' * (episodes > 1)} each)")
+    ax.set_xticks(np.arange(len(pairs)) * 3 + 0.5, [p[0] for p in pairs], rotation=30, ha="right")
+    ax.set_ylabel("episode cost")
+    ax.set_yscale(
+        "log" if max(c.max() for c in costs) > 20 * min(c.min() for c in costs) else "linear"
+    )
+    ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="small")
     return fig

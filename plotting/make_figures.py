@@ -10,7 +10,8 @@ something else than its name says (say, power-system data under ``example_1/``) 
 script with a one-line error naming it. Existing figure files are replaced only with
 ``--overwrite``. The release's original
 positional pickles can be plotted too: ``--release-data DIR`` draws every figure whose data
-a release data folder holds (``release_<figure>``; :mod:`.release_data`),
+a release data folder holds (``release_<figure>``; :mod:`.release_data`) and ours
+beside the release's where both exist (``compare_<name>``),
 ``--release-example-1 FILE`` (a training file) and ``--release-power FILE`` one file's.
 """
 
@@ -87,25 +88,84 @@ def _load(data: Path, name: str) -> dict | None:
     return load_data_file(path, DATA_FILES[name][0])
 
 
-def release_jobs(folder: Path, names: list[str]) -> list[tuple[str, Callable[[], plt.Figure]]]:
+#: This repository's data beside the release's, where both exist: name -> (data file
+#: under --data and in the release folder, what draws the two).
+RELEASE = ("this repository", "release")
+COMPARISONS: dict[str, tuple[str, Callable]] = {
+    "example_1_td_and_cost_distributed": (
+        "example_1/distributed.pkl",
+        lambda ours, release: figures.example_1_td_and_cost(ours, release, labels=RELEASE),
+    ),
+    "example_1_td_and_cost_centralized": (
+        "example_1/centralized.pkl",
+        lambda ours, release: figures.example_1_td_and_cost(ours, release, labels=RELEASE),
+    ),
+    "example_1_parameters_distributed": (
+        "example_1/distributed.pkl",
+        lambda ours, release: figures.example_1_parameters(ours, release, labels=RELEASE),
+    ),
+    "example_1_parameters_centralized": (
+        "example_1/centralized.pkl",
+        lambda ours, release: figures.example_1_parameters(ours, release, labels=RELEASE),
+    ),
+    **{
+        f"{name.replace('/', '_').removesuffix('.pkl')}": (
+            name,
+            lambda ours, release, name=name: figures.episode_costs_beside(ours, release, name),
+        )
+        for name in (
+            "example_1/distributed_eval.pkl",
+            "example_1/baselines.pkl",
+            "power_system/distributed_eval.pkl",
+            "power_system/centralized_eval.pkl",
+            "power_system/baselines.pkl",
+        )
+    },
+}
+
+
+def comparison_jobs(
+    release: dict[str, dict], data: Path
+) -> list[tuple[str, Callable[[], plt.Figure]]]:
+    """``compare_<name>`` of every :data:`COMPARISONS` entry whose data file both
+    ``data`` and the release folder's files (``release``) hold."""
+    jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
+    for name, (file, make) in COMPARISONS.items():
+        if file in release and (data / file).exists():
+            jobs.append(
+                (
+                    f"compare_{name}",
+                    lambda file=file, make=make: make(_load(data, file), release[file]),
+                )
+            )
+    return jobs
+
+
+def release_jobs(
+    folder: Path, names: list[str], data: Path | None = None
+) -> list[tuple[str, Callable[[], plt.Figure]]]:
     """The figures ``names`` whose required data the release data folder ``folder`` holds,
-    as jobs ``release_<figure>`` (a folder that cannot be read ends the script)."""
+    as jobs ``release_<figure>``, and with ``data`` (our data folder) the figures of ours
+    beside the release's (:func:`comparison_jobs`); a folder that cannot be read ends
+    the script."""
     bad_input = EXIT_CODES["bad input"]
     if not folder.is_dir():
         fail(f"--release-data {folder} is not a folder", bad_input)
     try:
-        data = read_release_folder(folder)
+        release = read_release_folder(folder)
     except ResultFileError as err:
         fail(str(err), bad_input)
-    if not data:
+    if not release:
         fail(f"--release-data {folder} holds none of the release's data files", bad_input)
     jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
     for name in names:
         files, make = FIGURES[name]
-        if any(not f.startswith("[") and f not in data for f in files):
+        if any(not f.startswith("[") and f not in release for f in files):
             continue
-        loaded = [data.get(f.strip("[]")) for f in files]
+        loaded = [release.get(f.strip("[]")) for f in files]
         jobs.append((f"release_{name}", lambda make=make, loaded=loaded: make(*loaded)))
+    if data is not None:
+        jobs += comparison_jobs(release, data)
     return jobs
 
 
@@ -180,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if args.release_data is not None:
-        jobs += release_jobs(args.release_data, args.only or list(FIGURES))
+        # ours beside the release's: all of them, unless --only picks figures
+        beside = None if args.only else args.data
+        jobs += release_jobs(args.release_data, args.only or list(FIGURES), beside)
     outputs = Outputs(args.overwrite)
     try:  # every figure file is checked before anything is drawn
         for name, _ in jobs:

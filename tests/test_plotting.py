@@ -307,6 +307,36 @@ def test_figures_draw_the_data(data):
     plt.close("all")
 
 
+def test_ours_beside_the_releases_pairs_the_controllers(data):
+    """The comparison figures draw both results' episode costs, controller by
+    controller, and a training run over the release's."""
+    from marl_dmpc.results import load_result
+    from reproduction.plotting import figures
+
+    ours = load_result(data / "power_system/baselines.pkl")
+    release = dict(ours, labels=["scenario K=50", "nominal"])
+    release["episode_costs"] = ours["episode_costs"][::-1] + 1.0
+    fig = figures.episode_costs_beside(ours, release, "power")
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["nominal", "scenario K=50"]
+    release_costs = release["episode_costs"][1]  # the release's "nominal"
+    boxes = [line.get_ydata() for line in fig.axes[0].lines]
+    assert any(np.allclose(y, np.median(release_costs)) for y in boxes)
+    jobs = make_figures.comparison_jobs({"power_system/baselines.pkl": release}, data)
+    assert [name for name, _ in jobs] == ["compare_power_system_baselines"]
+    assert jobs[0][1]().axes
+    training = load_result(data / "example_1/distributed.pkl")
+    jobs = dict(make_figures.comparison_jobs({"example_1/distributed.pkl": training}, data))
+    assert set(jobs) == {
+        "compare_example_1_td_and_cost_distributed",
+        "compare_example_1_parameters_distributed",
+    }
+    fig = jobs["compare_example_1_parameters_distributed"]()
+    assert "this repository (solid), release (dashed)" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="share no controller"):
+        figures.episode_costs_beside(ours, dict(release, labels=["a", "b"]), "x")
+
+
 def test_release_data_folder_errors_are_one_line(tmp_path, capsys):
     from tests.helpers import fails_with
 

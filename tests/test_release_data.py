@@ -106,3 +106,11 @@ def test_make_figures_draws_the_release_data_without_a_warning(tmp_path, capsys)
         "release_power_boxplots",
     ]
     assert "Traceback" not in capsys.readouterr().err
+    # with our data, ours beside the release's wherever both exist
+    out = tmp_path / "beside"
+    argv = ["--data", str(ROOT / "data"), "--out", str(out), "--release-data", str(RELEASE)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make_figures.main(argv) == 0
+    compared = sorted(p.stem for p in out.glob("compare_*.png"))
+    assert compared == sorted(f"compare_{name}" for name in make_figures.COMPARISONS)
