@@ -21,7 +21,7 @@ import numpy as np
 from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
 from marl_dmpc.files import OutputError, write_atomic
-from reproduction.plotting.data_manifest import check_data_folder, data_files, duration
+from reproduction.plotting.data_manifest import check_data_folder, data_files
 
 ROOT = Path(__file__).resolve().parent.parent
 #: README.md's results block lies between these lines.
@@ -144,18 +144,6 @@ def _violating_share(result: dict, c: int) -> str:
     return f"{100.0 * float(np.sum(result['violating_steps'][c])) / steps:.2f} %"
 
 
-def wall_time_table(files: list[dict]) -> list[str]:
-    rows = ["| data file | command | wall time | ms per training step |", "|---|---|---|---|"]
-    for f in files:
-        if f["result"] is None:
-            continue
-        per_step = f["result"].get("ms_per_step")
-        per_step = f"{float(per_step):.1f}" if per_step is not None else "–"
-        wall = duration(float(f["result"]["wall_time_s"]))
-        rows.append(f"| `{f['name']}` | `{f['command']}` | {wall} | {per_step} |")
-    return rows
-
-
 def tables(data: Path) -> str:
     files = data_files(data)  # every file loaded once
     results = {f["name"]: f["result"] for f in files}
@@ -189,10 +177,7 @@ def tables(data: Path) -> str:
             "",
             *power,
             "",
-            "Wall times of the full runs on the 2-core development machine (the files' own "
-            "records, without Python's start-up):",
-            "",
-            *wall_time_table(files),
+            "The commands, wall times (2 cores) and sizes of the data files: data/README.md.",
         ]
     )
 
