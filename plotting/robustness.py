@@ -100,9 +100,8 @@ def acted(runs: list[dict[str, Any]]) -> str:
     if config.get("td_clip"):
         clipped = [c.get("td_clip", 0) for c in counts]
         early = sum(c.get("td_clip_early", 0) for c in counts) / max(1, sum(clipped))
-        parts.append(
-            f"{np.median(clipped):.0f} clipped steps ({100 * early:.0f} % in the first 1,000)"
-        )
+        where = f" ({100 * early:.0f} % in the first 1,000)" if sum(clipped) else ""
+        parts.append(f"{np.median(clipped):.0f} clipped steps{where}")
     for name, what in (("max_update", "cap"), ("parameter_box", "box")):
         if config.get(name):
             n = sum(c.get(name, 0) > 0 for c in counts)
@@ -195,6 +194,13 @@ def stabilized_cost(studies: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for name, (paper_runs, stabilized_runs) in pairs.items():
         (t0, e0), (t1, e1) = _completed_medians(paper_runs), _completed_medians(stabilized_runs)
+        idle = not any(any(r.get("safeguards_acted", {}).values()) for r in stabilized_runs)
+        if idle and (t0, e0) == (t1, e1):
+            lines.append(
+                f"With --stabilized, {name}'s median final costs are those of the paper's "
+                "learning: its safeguards never acted."
+            )
+            continue
         lines.append(
             f"With --stabilized, {name}'s median final training cost is "
             f"{100 * (t1 / t0 - 1):+.0f} % and its median evaluation cost "
