@@ -89,9 +89,10 @@ def _load(data: Path, name: str) -> dict | None:
 
 
 #: This repository's data beside the release's, where both exist: name -> (data file
-#: under --data and in the release folder, what draws the two).
+#: under --data and in the release folder, what draws the two), or (our data file, the
+#: release's, what draws them).
 RELEASE = ("this repository", "release")
-COMPARISONS: dict[str, tuple[str, Callable]] = {
+COMPARISONS: dict[str, tuple[str, Callable] | tuple[str, str, Callable]] = {
     "example_1_td_and_cost_distributed": (
         "example_1/distributed.pkl",
         lambda ours, release: figures.example_1_td_and_cost(ours, release, labels=RELEASE),
@@ -121,6 +122,13 @@ COMPARISONS: dict[str, tuple[str, Callable]] = {
             "power_system/baselines.pkl",
         )
     },
+    "power_system_baselines_release": (
+        "power_system/baselines_release.pkl",
+        "power_system/baselines.pkl",
+        lambda ours, release: figures.episode_costs_beside(
+            ours, release, "power system: both in the release's formulation"
+        ),
+    ),
 }
 
 
@@ -130,12 +138,15 @@ def comparison_jobs(
     """``compare_<name>`` of every :data:`COMPARISONS` entry whose data file both
     ``data`` and the release folder's files (``release``) hold."""
     jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
-    for name, (file, make) in COMPARISONS.items():
-        if file in release and (data / file).exists():
+    for name, entry in COMPARISONS.items():
+        ours, theirs, make = entry if len(entry) == 3 else (entry[0], *entry)
+        if theirs in release and (data / ours).exists():
             jobs.append(
                 (
                     f"compare_{name}",
-                    lambda file=file, make=make: make(_load(data, file), release[file]),
+                    lambda ours=ours, theirs=theirs, make=make: make(
+                        _load(data, ours), release[theirs]
+                    ),
                 )
             )
     return jobs

@@ -114,3 +114,26 @@ def test_make_figures_draws_the_release_data_without_a_warning(tmp_path, capsys)
         assert make_figures.main(argv) == 0
     compared = sorted(p.stem for p in out.glob("compare_*.png"))
     assert compared == sorted(f"compare_{name}" for name in make_figures.COMPARISONS)
+
+
+def test_the_release_formulation_reproduces_the_releases_scenario_episodes(release):
+    """Our power baselines in the release's formulation (data/power_system/
+    baselines_release.pkl) against the release's own files, controller by controller:
+    mean episode costs within 5 % and episode-cost distributions that a two-sample
+    Kolmogorov-Smirnov test cannot tell apart; in our formulation (every predicted angle
+    bounded) the scenario MPCs' distributions differ."""
+    from scipy.stats import ks_2samp
+
+    from marl_dmpc.results import load_result
+
+    theirs = release["power_system/baselines.pkl"]
+    costs = dict(zip(theirs["labels"], theirs["episode_costs"], strict=True))
+    for name, different in (("baselines_release", False), ("baselines", True)):
+        ours = load_result(ROOT / "data" / "power_system" / f"{name}.pkl")
+        for label, mine in zip(ours["labels"], ours["episode_costs"], strict=True):
+            p_value = ks_2samp(mine, costs[label]).pvalue
+            if different and label != "nominal":
+                assert p_value < 1e-3, (name, label)
+            else:
+                assert np.mean(mine) == pytest.approx(np.mean(costs[label]), rel=0.05)
+                assert p_value > 0.05, (name, label)
