@@ -108,6 +108,7 @@ DATA_FILES.update(
         for name, sweeps in {
             "example_1_distributed_default": EXAMPLE_1_STUDY,
             "example_1_distributed_stabilized": f"{EXAMPLE_1_STUDY} --stabilized",
+            "example_1_safeguards_td_clip_5": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 5",
             "example_1_safeguards_td_clip_10": f"{EXAMPLE_1_STUDY} --stabilized --td-clip 10",
             "example_1_screen_no_td_clip": "example_1 --seeds 1-12 --steps 2000 "
             "--eval-episodes 0 --stabilized --td-clip 0",

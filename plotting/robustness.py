@@ -44,7 +44,11 @@ STUDIES = {
 }
 #: The studies of the safeguards' combinations (docs/robustness.md), beside example 1's
 #: distributed studies above.
-SAFEGUARDS = ["example_1_safeguards_td_clip_10.pkl", "example_1_screen_no_td_clip.pkl"]
+SAFEGUARDS = [
+    "example_1_safeguards_td_clip_5.pkl",
+    "example_1_safeguards_td_clip_10.pkl",
+    "example_1_screen_no_td_clip.pkl",
+]
 #: What each study's evaluation is, by example.
 EVALUATION = {
     "example_1": "mean cost of 20 evaluation episodes of 100 steps",
