@@ -39,6 +39,7 @@ from .cli import (
 )
 from .config import AdmmSettings, TrainingConfig
 from .driver import claim_output
+from .envs import mpc_parameters
 from .learning import DistributedQLearning
 from .results import save_result, single, versions
 from .solvers import quiet_solvers
@@ -67,8 +68,6 @@ def closed_loop_visits(
     """Every ``every``-th state of a ``steps``-step episode (noise seed ``seed``) driven by
     the learner's converged ADMM without exploration: the states after ``every - 1``,
     ``2 every - 1``, ... steps (with ``every`` 1, the initial state too)."""
-    from .envs import mpc_parameters
-
     state, _ = env.reset(seed=seed)
     visits = []
     for step in range(steps):
@@ -113,12 +112,12 @@ def dual_errors(
         for v, make in enumerate(variants.values()):
             for t, tau in enumerate(iterations):
                 learner.admm = AdmmCoordinator(learner.network, learner.local_mpcs, make(tau))
-                for start, warm in enumerate((False, True)):
+                for start, name in enumerate(STARTS):
                     for s, visit in enumerate(visits):
                         learner.admm.reset()
-                        if warm:
+                        if name == "warm":
                             learner.admm.load_state(visit.warm_start)
-                        _set_env_parameters(learner, visit.env_parameters)
+                        learner.set_env_parameters(visit.env_parameters)
                         learner.state_value(visit.state, deterministic=True)
                         check = learner.log.check
                         errors[v, start, s, t] = (
@@ -128,13 +127,6 @@ def dual_errors(
     finally:
         learner.admm = converged
     return errors
-
-
-def _set_env_parameters(learner: DistributedQLearning, values: Mapping[str, Any]) -> None:
-    for name, value in values.items():
-        for pars in learner.fixed_parameters:
-            if name in pars:
-                pars[name] = value
 
 
 def main(

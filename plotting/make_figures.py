@@ -88,29 +88,25 @@ def _load(data: Path, name: str) -> dict | None:
     return load_data_file(path, DATA_FILES[name][0])
 
 
-#: This repository's data beside the release's, where both exist: name -> (data file
-#: under --data and in the release folder, what draws the two), or (our data file, the
-#: release's, what draws them).
+#: This repository's data beside the release's, where both exist: name -> (our data
+#: file under --data, the release's data file, what draws the two).
 RELEASE = ("this repository", "release")
-COMPARISONS: dict[str, tuple[str, Callable] | tuple[str, str, Callable]] = {
-    "example_1_td_and_cost_distributed": (
-        "example_1/distributed.pkl",
-        lambda ours, release: figures.example_1_td_and_cost(ours, release, labels=RELEASE),
-    ),
-    "example_1_td_and_cost_centralized": (
-        "example_1/centralized.pkl",
-        lambda ours, release: figures.example_1_td_and_cost(ours, release, labels=RELEASE),
-    ),
-    "example_1_parameters_distributed": (
-        "example_1/distributed.pkl",
-        lambda ours, release: figures.example_1_parameters(ours, release, labels=RELEASE),
-    ),
-    "example_1_parameters_centralized": (
-        "example_1/centralized.pkl",
-        lambda ours, release: figures.example_1_parameters(ours, release, labels=RELEASE),
-    ),
+COMPARISONS: dict[str, tuple[str, str, Callable]] = {
+    **{
+        f"example_1_{figure}_{mode}": (
+            f"example_1/{mode}.pkl",
+            f"example_1/{mode}.pkl",
+            lambda ours, release, draw=draw: draw(ours, release, labels=RELEASE),
+        )
+        for figure, draw in (
+            ("td_and_cost", figures.example_1_td_and_cost),
+            ("parameters", figures.example_1_parameters),
+        )
+        for mode in ("distributed", "centralized")
+    },
     **{
         f"{name.replace('/', '_').removesuffix('.pkl')}": (
+            name,
             name,
             lambda ours, release, name=name: figures.episode_costs_beside(ours, release, name),
         )
@@ -138,8 +134,7 @@ def comparison_jobs(
     """``compare_<name>`` of every :data:`COMPARISONS` entry whose data file both
     ``data`` and the release folder's files (``release``) hold."""
     jobs: list[tuple[str, Callable[[], plt.Figure]]] = []
-    for name, entry in COMPARISONS.items():
-        ours, theirs, make = entry if len(entry) == 3 else (entry[0], *entry)
+    for name, (ours, theirs, make) in COMPARISONS.items():
         if theirs in release and (data / ours).exists():
             jobs.append(
                 (

@@ -84,7 +84,7 @@ def _controller(result: dict, name: str, label: str | None) -> tuple[int, str]:
 def _paper_value(text: str) -> float | None:
     """The paper's number in a table entry (``"~10.1 (10000 updates)"`` -> 10.1); None
     for a range or no number."""
-    found = re.match(r"~?([0-9.]+)(?! to)", text)
+    found = re.match(r"~?([0-9.]+)", text)
     return None if found is None or " to " in text else float(found.group(1))
 
 

@@ -290,7 +290,12 @@ class DistributedQLearning(TrainingLoop):
 
     def read_env_parameters(self, env: Env) -> None:
         """Give every agent the env's current values of its time-varying parameters."""
-        for name, value in mpc_parameters(env).items():
+        self.set_env_parameters(mpc_parameters(env))
+
+    def set_env_parameters(self, values: Mapping[str, npt.ArrayLike]) -> None:
+        """Give every agent these values of its time-varying parameters (by global
+        name, as an env's ``mpc_parameters`` gives them)."""
+        for name, value in values.items():
             owners = [pars for pars in self.fixed_parameters if name in pars]
             if not owners:
                 raise KeyError(f"the env's MPC parameter {name!r} is no agent's fixed parameter")
