@@ -125,6 +125,14 @@ class AdmmSettings:
         """Whether the iteration is Anderson-accelerated (a memory and a tolerance)."""
         return self.admm_memory > 0 and self.admm_tol > 0
 
+    @property
+    def convergence_cap(self) -> int | None:
+        """The iteration cap at which a solve stops *without having converged*:
+        ``admm_iters`` where a tolerance asks ADMM to converge, ``None`` with
+        ``admm_tol`` 0, where ``admm_iters`` is the fixed number of iterations that every
+        solve runs by design (the release's plain ADMM), not a sign of trouble."""
+        return self.admm_iters if self.admm_tol > 0 else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class QLearningSettings:

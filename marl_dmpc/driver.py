@@ -201,7 +201,7 @@ class TrainingExample:
             f"result written to {run.out}"
         )
         capped, solves = int(result["admm_at_cap"]), len(result["admm_iterations"])
-        if capped and config.admm_tol > 0 and outcome.status not in ("diverged", "failed"):
+        if capped and outcome.status not in ("diverged", "failed"):
             print(
                 f"warning: ADMM stopped at its iteration cap ({config.admm_iters}) in {capped} "
                 f"of {solves} solves ({100 * capped / solves:.2g} %) without converging",

@@ -89,6 +89,13 @@ class RunOutcome:
     signal: int = signal.SIGINT
 
 
+def _solves_at_cap(iterations: list[int], config: Any) -> int:
+    """Distributed solves that stopped at the ADMM cap without converging (none where
+    ``admm_tol`` 0 makes the cap the fixed iteration count)."""
+    cap = getattr(config, "convergence_cap", None)
+    return 0 if cap is None else int(np.sum(np.asarray(iterations) >= cap))
+
+
 def training_result(
     learner: Learner,
     env: StepRecorder,
@@ -129,9 +136,7 @@ def training_result(
         ),
         "params": log.parameter_history(),
         "admm_iterations": np.asarray(log.admm_iterations, dtype=np.int32),
-        "admm_at_cap": int(
-            np.sum(np.asarray(log.admm_iterations) >= getattr(config, "admm_iters", np.inf))
-        ),
+        "admm_at_cap": _solves_at_cap(log.admm_iterations, config),
         "consensus_error_bound": (
             learner.consensus.error_bound if hasattr(learner, "consensus") else float("nan")
         ),
@@ -235,7 +240,7 @@ def train(setup: TrainingSetup, run: TrainingRun, example: str) -> RunOutcome:
         learner.parameter_values(),
         learner.parameter_agents(),
         env.unwrapped.state_bounds() if hasattr(env.unwrapped, "state_bounds") else None,
-        None if isinstance(learner, CentralizedQLearning) else config.admm_iters,
+        None if isinstance(learner, CentralizedQLearning) else config.convergence_cap,
     )
     with (
         TrainingProgress(setup.total_steps, lambda: env.last_cost, run.progress, steps_done) as bar,

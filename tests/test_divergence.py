@@ -10,7 +10,7 @@ from mpcrl import LearnableParameter, LearnableParametersDict
 
 from marl_dmpc import mpcrl_compat as compat
 from marl_dmpc.cli import make_config
-from marl_dmpc.config import STABILIZED_PRESET, DivergenceSettings
+from marl_dmpc.config import STABILIZED_PRESET, AdmmSettings, DivergenceSettings
 from marl_dmpc.conic import FreshConic
 from marl_dmpc.learning import DivergenceMonitor, LearningDiverged
 from marl_dmpc.learning.settings import SafeguardedGradientDescent, clip_td_error
@@ -84,6 +84,20 @@ def test_a_run_of_solves_at_the_admm_cap():
     with pytest.raises(LearningDiverged, match="3 ADMM solves in a row reached the cap"):
         m.check(2, None, 0.0, history(), [100, 5, 100, 100, 100])
     monitor(diverge_admm_cap_solves=0).check(2, None, 0.0, history(), [100] * 9)
+
+
+def test_a_fixed_number_of_admm_iterations_is_no_cap(tmp_path, capsys):
+    """With --admm-tol 0 every solve runs exactly --admm-iters iterations by design (the
+    release's plain ADMM): that is neither divergence nor a solve 'at the cap'."""
+    assert AdmmSettings(rho=1.0, admm_iters=50, admm_tol=0.0).convergence_cap is None
+    assert AdmmSettings(rho=1.0, admm_iters=50, admm_tol=1e-8).convergence_cap == 50
+    out = tmp_path / "fixed.pkl"
+    argv = ["--steps", "8", "--admm-iters", "12", "--admm-tol", "0", "--no-progress"]
+    assert example_1.main([*argv, "--out", str(out)]) == 0
+    result = load_result(out)
+    assert result["status"] == "completed" and result["steps_completed"] == 8
+    assert set(result["admm_iterations"].tolist()) == {12} and result["admm_at_cap"] == 0
+    assert "iteration cap" not in capsys.readouterr().err
 
 
 def test_a_diverging_run_stops_within_seconds_with_its_partial_result(tmp_path, capsys):
