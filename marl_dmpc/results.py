@@ -79,8 +79,23 @@ def single(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return np.asarray(values, dtype=np.float32)
 
 
+def blas_kernel() -> str:
+    """The kernel that NumPy's OpenBLAS runs on this machine (``"Haswell"``,
+    ``"SkylakeX"``, ...; ``OPENBLAS_CORETYPE`` sets it), or the BLAS library's name if it
+    is not OpenBLAS. The kernel decides the last bits of every product and solve, so a
+    result is reproduced bit for bit only under the same one (docs/reproducibility.md).
+    """
+    from threadpoolctl import threadpool_info
+
+    for library in threadpool_info():
+        if library.get("user_api") == "blas" and "numpy" in library.get("filepath", ""):
+            return str(library.get("architecture") or library.get("internal_api"))
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return str(blas[0].get("architecture") or blas[0].get("internal_api")) if blas else "unknown"
+
+
 def versions() -> dict[str, str]:
-    """Versions of Python and of the libraries a run depends on."""
+    """Versions of Python and of the libraries a run depends on, and the BLAS kernel."""
     import casadi
     import csnlp
     import gymnasium
@@ -99,6 +114,7 @@ def versions() -> dict[str, str]:
         "csnlp": csnlp.__version__,
         "mpcrl": mpcrl.__version__,
         "gymnasium": gymnasium.__version__,
+        "blas_kernel": blas_kernel(),
     }
 
 
