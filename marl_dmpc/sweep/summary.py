@@ -118,6 +118,8 @@ def run_summary(result: dict[str, Any], label: str, seed: int) -> dict[str, Any]
         "safeguards_acted": safeguards_acted(result) if trained else {},
         "solver_fallbacks": int(result.get("solver_fallbacks", 0)),
         "admm_at_cap": int(result.get("admm_at_cap", 0)),
+        # the kernel the run ran under (results before it was recorded: "unknown")
+        "blas_kernel": str(result.get("versions", {}).get("blas_kernel", "unknown")),
     }
 
 
