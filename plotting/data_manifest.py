@@ -79,9 +79,12 @@ DATA_FILES = {
 }
 
 
-def _study(name: str, sweeps: str | tuple[str, ...]) -> tuple[str, str]:
-    """A robustness study: its sweep into ``runs/study/<name>`` (or, given a tuple, its
-    chunks into ``runs/study/<name>_1``, ``_2``, ...), then their summary."""
+def _study(
+    name: str, sweeps: str | tuple[str, ...], folder: str = "robustness", env: str = ""
+) -> tuple[str, str]:
+    """A study: its sweep into ``runs/study/<name>`` (or, given a tuple, its chunks into
+    ``runs/study/<name>_1``, ``_2``, ...), then their summary into ``data/<folder>/``;
+    ``env`` (e.g. ``OPENBLAS_CORETYPE=Sandybridge``) is set for the sweeps."""
     chunks = isinstance(sweeps, tuple)
     sweeps = sweeps if chunks else (sweeps,)
     folders = (
@@ -89,12 +92,13 @@ def _study(name: str, sweeps: str | tuple[str, ...]) -> tuple[str, str]:
         if chunks
         else [f"runs/study/{name}"]
     )
+    prefix = f"{env} " if env else ""
     runs = [
-        f"python -m marl_dmpc.sweep {sweep} --dir {folder}"
-        for sweep, folder in zip(sweeps, folders, strict=True)
+        f"{prefix}python -m marl_dmpc.sweep {sweep} --dir {run_folder}"
+        for sweep, run_folder in zip(sweeps, folders, strict=True)
     ]
     summary = (
-        f"python -m marl_dmpc.sweep summarize {' '.join(folders)} --out data/robustness/{name}.pkl"
+        f"python -m marl_dmpc.sweep summarize {' '.join(folders)} --out data/{folder}/{name}.pkl"
     )
     return "sweep_summary", " && ".join([*runs, summary])
 
@@ -120,6 +124,20 @@ DATA_FILES.update(
             "power_system_distributed": "power_system --seeds 1-10 --episodes 100 "
             "--eval-episodes 20 --set stabilized=false,true",
         }.items()
+    }
+)
+
+#: The study of reproducibility across machines (docs/reproducibility.md): one sweep
+#: under each OpenBLAS kernel.
+DATA_FILES.update(
+    {
+        f"reproducibility/kernel_{kernel}.pkl": _study(
+            f"kernel_{kernel}",
+            "example_1 --seeds 1-20 --steps 2000 --eval-episodes 0",
+            "reproducibility",
+            f"OPENBLAS_CORETYPE={kernel}",
+        )
+        for kernel in ("Haswell", "SkylakeX", "Sandybridge", "Prescott")
     }
 )
 
