@@ -43,7 +43,11 @@ CONFIGURATIONS = {
 }
 
 
-def run(name: str, flags: list[str], steps: int, seed: int, folder: Path) -> dict:
+def run(
+    name: str, flags: list[str], steps: int, seed: int, folder: Path, env: dict | None = None
+) -> dict:
+    """The result of ``example_1/example_1.py`` with ``flags`` in a process of its own
+    (with the environment ``env``, by default this one's)."""
     out = folder / f"{name}.pkl"
     command = [
         sys.executable,
@@ -57,7 +61,9 @@ def run(name: str, flags: list[str], steps: int, seed: int, folder: Path) -> dic
         str(out),
         *flags,
     ]
-    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["no message"]
         fail(f"the {name} run failed: {lines[-1]}")
