@@ -145,8 +145,10 @@ HEADER = """# Data: the full reproduction runs
 
 Every file here was written by this repository's scripts with the command beside it (run
 from the repository's root, on a 2-core machine; add `--overwrite` to replace a file that
-exists); `python plotting/make_figures.py` draws the paper's figures from them and
-`python plotting/data_manifest.py --write` rewrites this list.
+exists) under OpenBLAS's Haswell kernel, unless its command sets another: prefix a
+command with `OPENBLAS_CORETYPE=Haswell` to reproduce its file bit for bit on another
+machine (docs/reproducibility.md). `python plotting/make_figures.py` draws the paper's
+figures from them and `python plotting/data_manifest.py --write` rewrites this list.
 The format of each file is described in docs/results.md. Wall
 times are the ones the files record (the work itself, without Python's start-up; for a
 study, its runs' training times summed, which 2 workers shared).
