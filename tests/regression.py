@@ -122,24 +122,20 @@ def differences(arrays: dict[str, np.ndarray], expected: dict[str, np.ndarray]) 
     return gaps
 
 
-def write_reference() -> None:
-    data: dict[str, np.ndarray] = {"meta:blas_kernel": np.array(blas_kernel())}
-    with tempfile.TemporaryDirectory() as folder:
-        for name in RUNS:
-            for key, value in run(name, Path(folder)).items():
-                data[f"{name}:{key}"] = value
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(REFERENCE, **data)
-    print(f"wrote {len(data) - 1} arrays to {REFERENCE} (kernel {blas_kernel()})")
-
-
-def _dump(path: Path) -> None:
-    """Write this process's runs to ``path`` (one kernel's part of ``--drift``)."""
+def collect() -> dict[str, np.ndarray]:
+    """Every run's arrays under ``<run>:<key>`` keys, and this process's kernel."""
     data = {"meta:blas_kernel": np.array(blas_kernel())}
     with tempfile.TemporaryDirectory() as folder:
         for name in RUNS:
             data.update({f"{name}:{k}": v for k, v in run(name, Path(folder)).items()})
-    np.savez(path, **data)
+    return data
+
+
+def write_reference() -> None:
+    data = collect()
+    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(REFERENCE, **data)
+    print(f"wrote {len(data) - 1} arrays to {REFERENCE} (kernel {blas_kernel()})")
 
 
 def measure_drift(kernels: list[str]) -> None:
@@ -154,14 +150,15 @@ def measure_drift(kernels: list[str]) -> None:
             command = [sys.executable, "-m", "tests.regression", "--dump", str(path)]
             subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
             with np.load(path, allow_pickle=False) as data:
-                ran = str(data["meta:blas_kernel"])
+                reported = str(data["meta:blas_kernel"])  # Prescott reports Katmai
+                ran = kernel if reported == kernel else f"{kernel} ({reported})"
                 for name, expected in reference.items():
                     arrays = {k: data[f"{name}:{k}"] for k in expected}
                     for key, gap in differences(arrays, expected).items():
                         field = "params" if key.startswith("params/") else key
                         row = table.setdefault(f"{name}: {field}", {})
                         row[ran] = max(row.get(ran, 0.0), gap)
-    ran_kernels = sorted({k for row in table.values() for k in row})
+    ran_kernels = list(dict.fromkeys(k for row in table.values() for k in row))
     print("| run: field | " + " | ".join(ran_kernels) + " | tolerance |")
     print("|---" * (len(ran_kernels) + 2) + "|")
     for key, row in table.items():
@@ -177,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", default=",".join(KERNELS), help="kernels for --drift")
     parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.dump:
-        _dump(args.dump)
+    if args.dump:  # one kernel's part of --drift
+        np.savez(args.dump, **collect())
     elif args.drift:
         measure_drift(args.kernels.split(","))
     else:
