@@ -17,7 +17,7 @@ section of each class's docstring is the field's help text on the command line
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -132,6 +132,12 @@ class AdmmSettings:
         ``admm_tol`` 0, where ``admm_iters`` is the fixed number of iterations that every
         solve runs by design (the release's plain ADMM), not a sign of trouble."""
         return self.admm_iters if self.admm_tol > 0 else None
+
+    def solves_at_cap(self, iterations: Iterable[int]) -> int:
+        """How many solves, of ``iterations`` per solve, stopped at the cap without
+        converging (none with ``admm_tol`` 0)."""
+        cap = self.convergence_cap
+        return 0 if cap is None else sum(int(it) >= cap for it in iterations)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -87,10 +87,8 @@ def blas_kernel() -> str:
     """
     from threadpoolctl import threadpool_info
 
-    for library in threadpool_info():
-        if library.get("user_api") == "blas" and "numpy" in library.get("filepath", ""):
-            return str(library.get("architecture") or library.get("internal_api"))
     blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    blas.sort(key=lambda lib: "numpy" not in lib.get("filepath", ""))  # NumPy's first
     return str(blas[0].get("architecture") or blas[0].get("internal_api")) if blas else "unknown"
 
 

@@ -89,13 +89,6 @@ class RunOutcome:
     signal: int = signal.SIGINT
 
 
-def _solves_at_cap(iterations: list[int], config: Any) -> int:
-    """Distributed solves that stopped at the ADMM cap without converging (none where
-    ``admm_tol`` 0 makes the cap the fixed iteration count)."""
-    cap = getattr(config, "convergence_cap", None)
-    return 0 if cap is None else int(np.sum(np.asarray(iterations) >= cap))
-
-
 def training_result(
     learner: Learner,
     env: StepRecorder,
@@ -136,7 +129,7 @@ def training_result(
         ),
         "params": log.parameter_history(),
         "admm_iterations": np.asarray(log.admm_iterations, dtype=np.int32),
-        "admm_at_cap": _solves_at_cap(log.admm_iterations, config),
+        "admm_at_cap": config.solves_at_cap(log.admm_iterations),
         "consensus_error_bound": (
             learner.consensus.error_bound if hasattr(learner, "consensus") else float("nan")
         ),

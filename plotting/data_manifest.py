@@ -127,8 +127,10 @@ DATA_FILES.update(
     }
 )
 
-#: The study of reproducibility across machines (docs/reproducibility.md): one sweep
-#: under each OpenBLAS kernel.
+#: The OpenBLAS kernels of the study of reproducibility across machines
+#: (docs/reproducibility.md), the one that wrote the other data files first.
+KERNELS = ("Haswell", "SkylakeX", "Sandybridge", "Prescott")
+#: That study: one sweep under each kernel.
 DATA_FILES.update(
     {
         f"reproducibility/kernel_{kernel}.pkl": _study(
@@ -137,7 +139,7 @@ DATA_FILES.update(
             "reproducibility",
             f"OPENBLAS_CORETYPE={kernel}",
         )
-        for kernel in ("Haswell", "SkylakeX", "Sandybridge", "Prescott")
+        for kernel in KERNELS
     }
 )
 

@@ -23,14 +23,12 @@ from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
 from marl_dmpc.sweep.report import outcomes
 from marl_dmpc.sweep.summary import SummaryError, load_summary
+from reproduction.plotting.data_manifest import KERNELS
 from reproduction.plotting.results_table import rewrite_block
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python plotting/reproducibility.py --write"
 MARKERS = ("<!-- kernels: begin -->", "<!-- kernels: end -->")
-
-#: The kernels of the study, the reference's (the one that wrote data/) first.
-KERNELS = ("Haswell", "SkylakeX", "Sandybridge", "Prescott")
 
 
 def summary_file(kernel: str) -> str:
