@@ -15,23 +15,25 @@ Boyd et al., "Distributed optimization and statistical learning via ADMM", 2011,
 3.3.1), or after the iteration cap. ``y`` and ``z`` are kept between solves, so every
 solve is warm-started from the previous one.
 
-With a tolerance, a solve that has not converged after :data:`RHO_WAIT` iterations
-balances ``rho`` every :data:`RHO_PERIOD` iterations (Boyd et al., section 3.4.1): ``rho`` is
-multiplied by :data:`RHO_FACTOR` when the primal residual exceeds :data:`RHO_BALANCE`
-times the dual one, and divided by it in the opposite case; every solve starts at the
-nominal ``rho``. Without it, a solve can stall: in Q(s, a) the fixed first input pins
-an agent's ``x_1`` except through its copies of its neighbours' initial states, which
-then stay ``~1e-4`` off while ``y`` grows by ``rho`` times that per iteration (measured:
-1000 iterations without converging). The fixed point is the same for any ``rho``.
+With a tolerance, a solve that has not converged after ``RHO_WAIT`` iterations balances
+``rho`` every ``RHO_PERIOD`` iterations (Boyd et al., section 3.4.1; the constants are
+:mod:`~marl_dmpc.admm_loop`'s): ``rho`` is multiplied by ``RHO_FACTOR`` when the primal
+residual exceeds ``RHO_BALANCE`` times the dual one, and divided by it in the opposite
+case; every solve starts at the nominal ``rho``. Without it, a solve can stall: in Q(s,
+a) the fixed first input pins an agent's ``x_1`` except through its copies of its
+neighbours' initial states, which then stay ``~1e-4`` off while ``y`` grows by ``rho``
+times that per iteration (measured: 1000 iterations without converging). The fixed point
+is the same for any ``rho``.
 
-With a tolerance and a memory, the iteration is Anderson-accelerated (:class:`_Anderson`):
-as a map of ``d = y - rho z`` it is affine while the local active sets hold, and its
-slow modes are few. They come from copies whose owner cannot move them while their
-holder's cost is very sensitive to them (e.g. a neighbour's angle under a power-system
-area whose input is saturated): plain ADMM moves their duals by ``rho`` times a tiny
-residual per iteration (measured on the power system: a quarter of the solves of the
-first episodes at the 1000-iteration cap, the residual falling 3 % per 100 iterations).
-The extrapolation's history is dropped whenever a local active set or ``rho`` changes.
+With a tolerance and a memory, the iteration is Anderson-accelerated
+(:func:`~marl_dmpc.admm_loop.anderson`): as a map of ``d = y - rho z`` it is affine
+while the local active sets hold, and its slow modes are few. They come from copies
+whose owner cannot move them while their holder's cost is very sensitive to them (e.g. a
+neighbour's angle under a power-system area whose input is saturated): plain ADMM moves
+their duals by ``rho`` times a tiny residual per iteration (measured on the power
+system: a quarter of the solves of the first episodes at the 1000-iteration cap, the
+residual falling 3 % per 100 iterations). The extrapolation's history is dropped
+whenever a local active set or ``rho`` changes.
 
 A tolerance of 0 runs exactly the cap with the nominal ``rho`` and no acceleration (the
 release's plain ADMM with 50 iterations).
@@ -45,24 +47,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import lapack
 
+from . import admm_loop as loops
+from .admm_loop import Loop
 from .config import AdmmSettings
 from .local_mpc import LocalMpc, LocalSolution
 from .network import Network
-from .qp import AffineRegion
-
-#: Residual balancing: from this iteration of a solve on (earlier, ``rho`` is nominal),
-RHO_WAIT = 100
-#: every this many iterations,
-RHO_PERIOD = 10
-#: ``rho`` changes when one residual exceeds the other this many times,
-RHO_BALANCE = 10.0
-#: by this factor.
-RHO_FACTOR = 2.0
-#: Tikhonov term of Anderson acceleration's least squares, relative to the mean squared
-#: norm of the residual differences.
-ANDERSON_REGULARIZATION = 1e-12
+from .qp import ActiveSetQp, QpBatch, QpSolution, active_set_from_multipliers
 
 
 @dataclass
@@ -109,6 +100,16 @@ class AdmmResult:
         return np.concatenate([s.u0 for s in self.local])
 
 
+@dataclass
+class _Kind:
+    """The agents' local problems of one kind (V or Q) as seen by the iteration."""
+
+    batch: QpBatch  # the QPs solved by the compiled active-set steps
+    qp_of: npt.NDArray[np.int64]  # agent -> its QP in the batch, -1 if solved outside
+    aug_pos: npt.NDArray[np.int64]  # the batch's QP variable under each entry of x_aug
+    variables: list[slice]  # per QP of the batch: its variables in a V-vector
+
+
 class AdmmCoordinator:
     """Runs consensus ADMM over the agents' :class:`~marl_dmpc.mpc.LocalMpc`.
 
@@ -121,9 +122,9 @@ class AdmmCoordinator:
     settings : AdmmSettings
         The penalty ``rho``, the iteration cap, the tolerances on the primal and the
         dual residual (a primal tolerance of 0 runs exactly the cap) and the memory of
-        the Anderson acceleration (:class:`_Anderson`; 0 is plain ADMM, and it is used
-        only with a tolerance). The coordinator gives ``rho`` to the local problems at
-        every solve.
+        the Anderson acceleration (:func:`~marl_dmpc.admm_loop.anderson`; 0 is plain
+        ADMM, and it is used only with a tolerance). The coordinator gives ``rho`` to
+        the local problems at every solve.
     """
 
     def __init__(
@@ -142,24 +143,51 @@ class AdmmCoordinator:
         # z is kept flat, (agent, state, k) in C order; agent i's x_aug, y_i and its view
         # z_i of z are vectors in the local problem's layout (LocalSolution.x_aug), and
         # index[i] gives the entry of z under each of their entries
-        self._index = []
+        index = []
         for i in range(network.n_agents):
             copies = np.asarray(network.copies(i))
             k, c, s = np.meshgrid(
                 np.arange(cols), np.arange(len(copies)), np.arange(nx), indexing="ij"
             )
-            self._index.append(((copies[c] * nx + s) * cols + k).reshape(-1))
-        ends = np.cumsum([len(index) for index in self._index])
+            index.append(((copies[c] * nx + s) * cols + k).reshape(-1))
+        self._aug_off = np.concatenate(([0], np.cumsum([len(ix) for ix in index])))
         self._slices = [
-            slice(end - len(index), end) for end, index in zip(ends, self._index, strict=True)
+            slice(int(a), int(b))
+            for a, b in zip(self._aug_off[:-1], self._aug_off[1:], strict=True)
         ]
-        self._all_index = np.concatenate(self._index)
-        self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols)
-        # the release's plain ADMM (tolerance 0) is never accelerated
-        self._anderson = _Anderson(
-            settings.admm_memory if settings.admm_tol > 0 else 0, len(self._all_index)
+        self._all_index = np.concatenate(index).astype(np.int64)
+        self._counts = np.bincount(self._all_index, minlength=network.n_agents * nx * cols).astype(
+            float
         )
+        # the release's plain ADMM (tolerance 0) is never accelerated
+        self._memory = settings.admm_memory if settings.admm_tol > 0 else 0
+        self._kinds = {kind: self._kind(kind) for kind in ("V", "Q")}
         self.reset()
+        # compile the loop (or load it from numba's cache) now rather than in a solve
+        for info in self._kinds.values():
+            idle = self._loop(info, settings.rho)
+            idle.ints[loops.I_CAP] = 0
+            loops.iterate(info.batch.arrays, idle)
+
+    def _kind(self, kind: str) -> _Kind:
+        structures, qp_of, aug_pos, variables, offset = [], [], [], [], 0
+        for mpc in self.local_mpcs:
+            problem = mpc.problems[kind]
+            if isinstance(problem.solver, ActiveSetQp):
+                qp_of.append(len(structures))
+                aug_pos.append(problem.aug_index + offset)
+                variables.append(slice(offset, offset + problem.solver.n))
+                offset += problem.solver.n
+                structures.append(problem.solver.structure)
+            else:
+                qp_of.append(-1)
+                aug_pos.append(np.zeros(len(problem.aug_index), dtype=np.int64))
+        return _Kind(
+            batch=QpBatch(structures),
+            qp_of=np.asarray(qp_of, dtype=np.int64),
+            aug_pos=np.concatenate(aug_pos).astype(np.int64),
+            variables=variables,
+        )
 
     def reset(self) -> None:
         """Forget the warm start: ``y = 0`` and ``z = 0``."""
@@ -189,12 +217,13 @@ class AdmmCoordinator:
 
         The iteration runs on ``d = y - rho z`` (every agent's view of it), the only input
         of the local problems (their linear term on ``x_aug``); ``z`` is ``-avg(d) / rho``
-        because the duals of one entry's copies sum to zero. Where an agent's local
-        problem keeps its optimal active set from one iteration to the next, its
-        solution is the affine map of :meth:`LocalMpc.region` (one matrix-vector
-        product); otherwise (first iteration, active-set change, other solvers) the
-        local problem is solved, its active-set steps starting from the step the failed
-        region's checks give (:meth:`~marl_dmpc.qp.AffineRegion.next_active_set`).
+        because the duals of one entry's copies sum to zero. The iterations run compiled
+        (:func:`~marl_dmpc.admm_loop.iterate`), every agent's local QP by
+        :mod:`~marl_dmpc.kkt`'s active-set steps from its last optimal active set,
+        whose factorization is re-used while that set holds (one solve with it per
+        iteration). A QP those steps do not solve
+        (and every local problem of another solver) is solved here by its solver, and
+        the iterations go on.
 
         Parameters
         ----------
@@ -203,152 +232,148 @@ class AdmmCoordinator:
         parameters : sequence of dict
             Every agent's parameter values for :meth:`LocalMpc.solve`.
         """
-        settings = self.settings
-        rho = settings.rho
-        mpcs, slices = self.local_mpcs, self._slices
-        n = len(mpcs)
-        static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
-        regions: list[AffineRegion | None] = [None] * n
-        primal_res: list[float] = []
-        dual_res: list[float] = []
-        converged = failed = False
-        x = np.empty_like(self.y)
-        views = self._view(self.z)
-        d = self.y - rho * views
-        y, z = self.y, self.z
-        anderson = self._anderson
-        anderson.reset()
-        next_rho = rho
-        for iteration in range(settings.admm_iters):
-            if next_rho != rho:
-                # same y and z, new penalty
-                d = y - next_rho * views
-                rho = next_rho
-                static = [mpc.pack(kind, parameters[i], rho) for i, mpc in enumerate(mpcs)]
-                regions = [None] * n
-                anderson.reset()
-            # this iteration's inputs (the updates below make new arrays)
-            y_used, views_used = y, views
-            solved: list[LocalSolution | None] = [None] * n
-            for i in range(n):
-                region, di = regions[i], d[slices[i]]
-                xi = None if region is None else region.evaluate(di)
-                if xi is None:
-                    start = None if region is None else region.next_active_set(di)
-                    solution = solved[i] = mpcs[i].solve(
-                        kind, static[i], y[slices[i]], views[slices[i]], start
-                    )
-                    failed = not solution.success
-                    if failed:
-                        break
-                    xi = solution.x_aug
-                    regions[i] = mpcs[i].region(kind)
-                    # the map d -> x changed: the secant history no longer describes it
-                    anderson.reset()
-                x[slices[i]] = xi
-            if failed:
+        mpcs, slices, n = self.local_mpcs, self._slices, len(self.local_mpcs)
+        info = self._kinds[kind]
+        batch, qp_of = info.batch, info.qp_of
+        qps = [mpc.problems[kind].solver for mpc in mpcs]
+        rho = self.settings.rho
+        loop = self._loop(info, rho)
+        for i in range(n):
+            if qp_of[i] >= 0:
+                active = qps[i].active_set
+                loop.need_solver[i] = active is None
+                if active is not None:
+                    batch.set_active_set(int(qp_of[i]), active)
+        static = self._set_data(kind, info, parameters, rho, loop)
+        # the local solutions found here (and the iteration of each)
+        outside: list[LocalSolution | None] = [None] * n
+        outside_it = np.full(n, -1)
+        failed = False
+        while True:
+            status = loops.iterate(batch.arrays, loop)
+            if status == loops.NEW_RHO:
+                rho = float(loop.floats[loops.F_RHO])
+                static = self._set_data(kind, info, parameters, rho, loop)
+                continue
+            if status != loops.SOLVE_OUTSIDE:
                 break
-            z = self._average(x)
-            views_new = self._view(z)
-            r = x - views_new
-            dz = views_new - views
-            primal, dual = float(np.sqrt(r @ r)), rho * float(np.sqrt(dz @ dz))
-            primal_res.append(primal)
-            dual_res.append(dual)
-            y = y + rho * r
-            if settings.admm_tol > 0:
-                if primal <= settings.admm_tol and dual <= settings.admm_dual_tol:
-                    converged = True
-                    break
-                if iteration + 1 >= RHO_WAIT and (iteration + 1) % RHO_PERIOD == 0:
-                    if primal > RHO_BALANCE * dual:
-                        next_rho = rho * RHO_FACTOR
-                    elif dual > RHO_BALANCE * primal:
-                        next_rho = rho / RHO_FACTOR
-            g = y - rho * views_new  # the plain ADMM step's d
-            d = anderson.step(d, g)
-            if d is g:
-                views = views_new
-            else:  # the extrapolated point's z and y
-                z = -self._average(d) / rho
-                views = self._view(z)
-                y = d + rho * views
-        # the local solutions of the last iteration (the failed one included), from its
-        # inputs
-        local = [
-            solved[i] or mpcs[i].solve(kind, static[i], y_used[slices[i]], views_used[slices[i]])
-            for i in range(n)
-        ]
-        self.y = y
-        self.z = z
+            i = int(loop.ints[loops.I_AGENT])
+            sl = slices[i]
+            if qp_of[i] >= 0:  # the active-set steps failed: the QP's solver
+                b = int(qp_of[i])
+                H, A = batch.dense(b)
+                lo, up = batch.bounds(b)
+                sol = qps[i].fallback_solve(H, A, loop.g[info.variables[b]], lo, up)
+                solution = self._solution(mpcs[i], kind, static[i], loop, i, sol)
+                if sol.success:
+                    batch.set_active_set(b, active_set_from_multipliers(sol, lo, up, qps[i].m))
+                    loop.need_solver[i] = False
+            else:
+                solution = mpcs[i].solve(kind, static[i], loop.y_used[sl], loop.views_used[sl])
+            outside[i], outside_it[i] = solution, loop.ints[loops.I_IT]
+            if not solution.success:
+                failed = True
+                break
+            loop.x_given[sl] = solution.x_aug
+            loop.given[i] = True
+        iterations = int(loop.ints[loops.I_IT])
+        # the local solutions of the last iteration (the failed one included)
+        last = iterations if failed else iterations - 1
+        stop = int(loop.ints[loops.I_AGENT]) if failed else n
+        local = []
+        for i in range(n):
+            sl = slices[i]
+            if i <= stop and outside_it[i] == last:
+                solution = outside[i]
+            elif i > stop:  # not reached in the failed iteration
+                solution = mpcs[i].solve(kind, static[i], loop.y_used[sl], loop.views_used[sl])
+            else:
+                w, lam = batch.point(int(qp_of[i]))
+                qp_solution = QpSolution(w.copy(), lam.copy(), True, "active set re-used")
+                solution = self._solution(mpcs[i], kind, static[i], loop, i, qp_solution)
+            local.append(solution)
+            if qp_of[i] >= 0 and not loop.need_solver[i]:
+                qps[i].active_set = batch.active_set(int(qp_of[i])).copy()
+        self.y, self.z = loop.y, loop.z
         return AdmmResult(
             local=local,
-            iterations=len(primal_res),
-            primal_residuals=np.asarray(primal_res),
-            dual_residuals=np.asarray(dual_res),
-            converged=converged,
+            iterations=iterations,
+            primal_residuals=loop.primal[:iterations].copy(),
+            dual_residuals=loop.dual[:iterations].copy(),
+            converged=status == loops.CONVERGED,
         )
 
-    def _average(self, values: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-        """The average over every copy of each entry of ``z``."""
-        return np.bincount(self._all_index, weights=values, minlength=len(self._counts)) / (
-            self._counts
+    def _set_data(
+        self,
+        kind: str,
+        info: _Kind,
+        parameters: Sequence[dict[str, Any]],
+        rho: float,
+        loop: Loop,
+    ) -> list[npt.NDArray[np.floating]]:
+        """Pack every agent's parameters with ``rho``; the batch's QPs get their data."""
+        static = []
+        for i, mpc in enumerate(self.local_mpcs):
+            static.append(mpc.pack(kind, parameters[i], rho))
+            b = int(info.qp_of[i])
+            if b >= 0:
+                Hx, Ax, lo, up, linear0 = mpc.problems[kind].solver.data(static[-1])
+                info.batch.set_data(b, Hx, Ax, lo, up)
+                loop.linear0[info.variables[b]] = linear0
+        return static
+
+    @staticmethod
+    def _solution(
+        mpc: LocalMpc,
+        kind: str,
+        static: npt.NDArray[np.floating],
+        loop: Loop,
+        i: int,
+        solution: QpSolution,
+    ) -> LocalSolution:
+        """Agent ``i``'s local solution from its QP's ``solution`` in this iteration."""
+        sl = slice(int(loop.aug_off[i]), int(loop.aug_off[i + 1]))
+        p = np.concatenate((static, loop.y_used[sl], loop.views_used[sl]))
+        return mpc.solution(kind, solution, p)
+
+    def _loop(self, info: _Kind, rho: float) -> Loop:
+        """A fresh loop state, warm-started from the last solve's ``y`` and ``z``."""
+        settings, size, memory, n = (
+            self.settings,
+            len(self._all_index),
+            self._memory,
+            len(self.local_mpcs),
         )
-
-    def _view(self, z: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-        """Every agent's view of ``z``, in the layout of ``y``."""
-        return z[self._all_index]
-
-
-class _Anderson:
-    """Type-II Anderson acceleration of a fixed-point iteration ``d <- G(d)`` (Walker and
-    Ni, "Anderson acceleration for fixed-point iterations", 2011): the next point is
-    ``G(d) - dG gamma``, with ``gamma`` fitting the last ``memory`` residual differences
-    ``dF`` to the residual ``G(d) - d`` in least squares (normal equations with a small
-    Tikhonov term, :data:`ANDERSON_REGULARIZATION`). While ``G`` is affine (the local
-    problems keep their active sets), this is GMRES on the fixed-point equation, which
-    removes the few slow modes plain ADMM has when ``rho`` suits some entries and not
-    others. Memory 0 is the plain iteration."""
-
-    def __init__(self, memory: int, size: int) -> None:
-        self.memory = memory
-        self._F = np.zeros((memory, size))  # rows: the residual differences
-        self._G = np.zeros((memory, size))  # rows: the step differences
-        self._gram = np.zeros((memory, memory))  # F F^T
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the history (``G`` changed)."""
-        self._f: npt.NDArray[np.floating] | None = None
-        self._g: npt.NDArray[np.floating] | None = None
-        self._used = 0  # rows of the history in use
-        self._next = 0  # the row the next difference goes to (the oldest when full)
-
-    def step(
-        self, d: npt.NDArray[np.floating], g: npt.NDArray[np.floating]
-    ) -> npt.NDArray[np.floating]:
-        """The next point after ``d``, whose plain step is ``g = G(d)`` (``g`` itself
-        when there is no history)."""
-        if self.memory == 0:
-            return g
-        f = g - d
-        if self._f is not None:
-            k, df = self._next, f - self._f
-            self._F[k] = df
-            self._G[k] = g - self._g
-            self._used = max(self._used, k + 1)
-            column = self._F[: self._used] @ df
-            self._gram[k, : self._used] = column
-            self._gram[: self._used, k] = column
-            self._next = (k + 1) % self.memory
-        self._f, self._g = f, g
-        used = self._used
-        if used == 0:
-            return g
-        gram = self._gram[:used, :used]
-        gram = gram + (ANDERSON_REGULARIZATION * np.trace(gram) / used) * np.eye(used)
-        _, gamma, info = lapack.dposv(gram, self._F[:used] @ f)
-        if info != 0:  # numerically dependent differences: start over
-            self.reset()
-            return g
-        return g - gamma @ self._G[:used]
+        views = self.z[self._all_index]
+        ints = np.zeros(7, dtype=np.int64)
+        ints[loops.I_CAP], ints[loops.I_MEMORY] = settings.admm_iters, memory
+        n_vars = info.variables[-1].stop if info.variables else 0
+        return Loop(
+            aug_off=self._aug_off,
+            aug_pos=info.aug_pos,
+            qp_of=info.qp_of,
+            need_solver=np.zeros(n, dtype=np.bool_),
+            all_index=self._all_index,
+            counts=self._counts,
+            linear0=np.zeros(n_vars),
+            g=np.zeros(n_vars),
+            y=self.y.copy(),
+            z=self.z.copy(),
+            views=views,
+            d=self.y - rho * views,
+            step=np.zeros(size),
+            x=np.zeros(size),
+            x_given=np.zeros(size),
+            given=np.zeros(n, dtype=np.bool_),
+            y_used=np.zeros(size),
+            views_used=np.zeros(size),
+            primal=np.zeros(settings.admm_iters),
+            dual=np.zeros(settings.admm_iters),
+            F=np.zeros((memory, size)),
+            G=np.zeros((memory, size)),
+            gram=np.zeros((memory, memory)),
+            f_prev=np.zeros(size),
+            g_prev=np.zeros(size),
+            ints=ints,
+            floats=np.array([rho, rho, settings.admm_tol, settings.admm_dual_tol]),
+        )

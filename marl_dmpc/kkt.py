@@ -1,136 +1,380 @@
-"""The linear algebra of one active set of a convex QP: the factorized KKT system
-(:class:`Kkt`), the data cached per active set (:class:`ActiveSet`) and the region of the
-linear term where that set stays optimal, on which the solution is affine
-(:class:`AffineRegion`). :class:`~marl_dmpc.qp.ActiveSetQp` builds and uses them."""
+"""Compiled active-set steps of small convex QPs, one QP or many at once (their data in
+:class:`QpArrays`, kept by :class:`~marl_dmpc.qp.QpBatch`).
+
+A QP here is ``min 1/2 w'Hw + g'w`` s.t. ``lo <= [A w; w] <= up`` with ``H`` and ``A``
+sparse (CasADi's column-compressed storage) and positive semidefinite ``H``. An *active
+set* gives every row of ``[A w; w]`` a status: 0 inactive, 1 at its lower bound, 2 at
+its upper bound, 3 an equality. For one active set the optimum is the solution of a
+linear (KKT) system over the free variables ``F`` and the active constraints ``W``::
+
+    [H_FF  A_WF'] [w_F  ]   [-g_F - H_FB w_B]
+    [A_WF  0    ] [lam_W] = [d_W  - A_WB w_B]
+
+with the bound variables ``B`` at their bounds and ``d_W`` the active rows' bound
+values. Free variables whose Hessian column is diagonal with a positive entry (in MPC:
+states and inputs with diagonal weights, the ADMM penalty's copies) are eliminated: the
+system left is ``R = [[H_rr, A_Wr'], [A_Wr, -A_Wd diag(1/h) A_Wd']]`` over the others
+and the multipliers, of the size of the active set (about 25 for example 1's local
+problems), factorized by LU with partial pivoting. Active rows with no free variable
+(e.g. Q's first input fixed by its constraint while also at its bound) get a zero
+multiplier, if their bound values are consistent.
+
+The point is *the* optimum if it is feasible and its multipliers have the right signs
+(CasADi's sign convention: positive at an upper bound), up to :data:`KKT_TOLERANCE`; the
+QP is convex. If not, a primal-dual active-set step follows: rows whose multiplier has
+the wrong sign leave the set, violated rows enter it at the bound they cross. A caller
+that re-solves a QP whose linear term moves a little (ADMM) keeps the factorization of
+the last optimal active set and pays one solve with it per re-solve while that set
+holds.
+
+The kernels are compiled with numba (no fast-math, no BLAS): their arithmetic is the
+same on every CPU, and a result depends on the data and the starting active set only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import lapack
 
 #: Feasibility and multiplier-sign tolerance of an accepted active-set solution.
 KKT_TOLERANCE = 1e-9
+#: A pivot of the reduced KKT matrix below this, relative to its largest entry, makes
+#: the active set singular (its QP goes to a solver).
+PIVOT_TOLERANCE = 1e-12
+#: Primal-dual active-set steps tried before a QP goes to a solver.
+ACTIVE_SET_STEPS = 20
+
+# what a point or a solve gives
+OPTIMAL, STEP, SINGULAR = 0, 1, 2
+# columns of QpArrays.dims
+N, M, OFF_N, OFF_M, OFF_NM, OFF_HP, OFF_AP, OFF_LU, OFF_S, S_MAX = range(10)
+# columns of QpArrays.counts
+N_W, N_WD, N_FD, N_FR, N_B = range(5)
+# columns of QpArrays.stats
+REUSED, STEPS, FAILED, FACTORIZATIONS = range(4)
+
+_jit = numba.njit(cache=True, nogil=True)
 
 
-@dataclass(frozen=True)
-class Kkt:
-    """The KKT matrix ``K = [[H_FF, C^T], [C, 0]]`` of one active set (``F`` the free
-    variables, ``C`` the active rows), factorized after eliminating the free variables
-    ``d`` whose Hessian row is diagonal (``H_dd = diag(h)``, ``h > 0``): the rest is the
-    Schur complement ``R = [[H_rr, C_r^T], [C_r, -C_d diag(1/h) C_d^T]]``, much smaller
-    than ``K`` for MPC costs (diagonal state and input weights). A singular ``R``
-    (dependent active rows) is solved by its pseudo-inverse: the least-norm multipliers,
-    kept only where the system is consistent."""
+class QpArrays(NamedTuple):
+    """The data and workspace of a batch of QPs, as flat arrays (QP ``i``'s entries at
+    the offsets of ``dims[i]``): what the compiled kernels read and write."""
 
-    nf: int
-    d: npt.NDArray[np.intp]  # positions in F of the eliminated variables
-    r: npt.NDArray[np.intp]  # positions in F of the others
-    h: npt.NDArray[np.floating]
-    C_d: npt.NDArray[np.floating]
-    lu: npt.NDArray[np.floating] | None  # LU factors of R (LAPACK's getrf)
-    pivots: npt.NDArray[np.int32] | None
-    pinv: npt.NDArray[np.floating] | None  # when R is singular: its pseudo-inverse
-    R: npt.NDArray[np.floating] | None  # and R, to check consistency
+    dims: npt.NDArray[np.int64]  # (qps, 10): see the column names above
+    Hp: npt.NDArray[np.int64]  # column pointers, n + 1 per QP
+    Hi: npt.NDArray[np.int64]  # row indices
+    Hx: npt.NDArray[np.floating]  # values
+    Ap: npt.NDArray[np.int64]
+    Ai: npt.NDArray[np.int64]
+    Ax: npt.NDArray[np.floating]
+    lo: npt.NDArray[np.floating]  # bounds of [A w; w], m + n per QP
+    up: npt.NDArray[np.floating]
+    lo_tol: npt.NDArray[np.floating]  # the bounds widened by the tolerance
+    up_tol: npt.NDArray[np.floating]
+    h: npt.NDArray[np.floating]  # per variable: its diagonal Hessian entry, or 0
+    act: npt.NDArray[np.int8]  # the current active set, m + n per QP
+    guess: npt.NDArray[np.int8]  # the next active set of a step
+    saved: npt.NDArray[np.int8]  # the set the steps started from
+    factored: npt.NDArray[np.bool_]  # whether act's factorization is in lu
+    W: npt.NDArray[np.int64]  # active rows with free variables, m per QP
+    Wd: npt.NDArray[np.int64]  # active rows without (zero multiplier)
+    Fd: npt.NDArray[np.int64]  # free variables eliminated, n per QP
+    Fr: npt.NDArray[np.int64]  # the other free variables
+    B: npt.NDArray[np.int64]  # bound variables
+    pos: npt.NDArray[np.int64]  # position of a row of W / variable of Fr in R, or -1
+    counts: npt.NDArray[np.int64]  # (qps, 5): sizes of W, Wd, Fd, Fr, B
+    lu: npt.NDArray[np.floating]  # LU factors of R, s_max**2 per QP
+    piv: npt.NDArray[np.int64]
+    sol: npt.NDArray[np.floating]  # scratch, s_max per QP
+    rhs: npt.NDArray[np.floating]  # scratch, n per QP
+    aw: npt.NDArray[np.floating]  # A w, m per QP
+    w: npt.NDArray[np.floating]  # the last optimal point: primal, n per QP
+    lam: npt.NDArray[np.floating]  # and constraint multipliers, m per QP
+    stats: npt.NDArray[np.int64]  # (qps, 4): see the column names above
 
-    @classmethod
-    def factor(
-        cls,
-        H: npt.NDArray[np.floating],
-        C: npt.NDArray[np.floating],
-        F: npt.NDArray[np.intp],
-        diagonal: npt.NDArray[np.bool_],
-    ) -> Kkt:
-        """Factorize the KKT matrix of the Hessian ``H``, active rows ``C`` (over all
-        variables) and free variables ``F``; ``diagonal`` marks the variables whose
-        Hessian row is diagonal with a positive entry."""
-        d, r = np.flatnonzero(diagonal[F]), np.flatnonzero(~diagonal[F])
-        Fd, Fr = F[d], F[r]
-        h = H[Fd, Fd]
-        C_d, C_r = C[:, Fd], C[:, Fr]
-        nr, k = len(r), len(C)
-        R = np.empty((nr + k, nr + k))
-        R[:nr, :nr] = H[Fr[:, None], Fr]
-        R[nr:, :nr] = C_r
-        R[:nr, nr:] = C_r.T
-        R[nr:, nr:] = -(C_d / h) @ C_d.T
-        lu, pivots, info = lapack.dgetrf(R)
-        if info == 0 and lapack.dgecon(lu, np.abs(R).sum(axis=0).max())[0] > 1e-12:
-            return cls(len(F), d, r, h, C_d, lu, pivots, None, None)
-        return cls(len(F), d, r, h, C_d, None, None, np.linalg.pinv(R, rcond=1e-10), R)
 
-    def solve(self, rhs: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
-        """``K^-1 rhs`` (``rhs`` a vector or a matrix); ``None`` if ``K`` is singular and
-        the system inconsistent."""
-        nf, nr = self.nf, len(self.r)
-        h = self.h if rhs.ndim == 1 else self.h[:, None]
-        t = rhs[self.d] / h
-        reduced = np.concatenate((rhs[self.r], rhs[nf:] - self.C_d @ t))
-        if self.pinv is None:
-            sol = lapack.dgetrs(self.lu, self.pivots, reduced)[0]
+@_jit
+def prepare(a: QpArrays, i: int) -> None:
+    """After new data of QP ``i``: drop its factorization, widen its bounds by the
+    tolerance, and find ``h``: per variable, its Hessian entry if its column holds only
+    that positive diagonal entry, else 0."""
+    d = a.dims[i]
+    n, hp, onm = d[N], d[OFF_HP], d[OFF_NM]
+    a.factored[i] = False
+    for r in range(onm, onm + n + d[M]):
+        a.lo_tol[r] = a.lo[r] - KKT_TOLERANCE * (1.0 + abs(a.lo[r]))
+        a.up_tol[r] = a.up[r] + KKT_TOLERANCE * (1.0 + abs(a.up[r]))
+    for j in range(n):
+        start, end = a.Hp[hp + j], a.Hp[hp + j + 1]
+        a.h[d[OFF_N] + j] = 0.0
+        if end - start == 1 and a.Hi[start] == j and a.Hx[start] > 0.0:
+            a.h[d[OFF_N] + j] = a.Hx[start]
+
+
+@_jit
+def _lu(r: npt.NDArray, s: int, piv: npt.NDArray) -> bool:
+    """LU factors of the ``s x s`` row-major matrix in ``r``, in place, with row pivots;
+    ``False`` if a pivot is below :data:`PIVOT_TOLERANCE` times the largest entry."""
+    scale = 0.0
+    for k in range(s * s):
+        scale = max(scale, abs(r[k]))
+    if scale == 0.0:
+        return s == 0
+    tiny = PIVOT_TOLERANCE * scale
+    for k in range(s):
+        p, best = k, abs(r[k * s + k])
+        for row in range(k + 1, s):
+            v = abs(r[row * s + k])
+            if v > best:
+                p, best = row, v
+        if best <= tiny:
+            return False
+        piv[k] = p
+        if p != k:
+            for c in range(s):
+                r[k * s + c], r[p * s + c] = r[p * s + c], r[k * s + c]
+        pivot = r[k * s + k]
+        for row in range(k + 1, s):
+            factor = r[row * s + k] / pivot
+            r[row * s + k] = factor
+            if factor != 0.0:
+                for c in range(k + 1, s):
+                    r[row * s + c] -= factor * r[k * s + c]
+    return True
+
+
+@_jit
+def _lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
+    """Solve with :func:`_lu`'s factors, ``b`` in place."""
+    for k in range(s):
+        p = piv[k]
+        if p != k:
+            b[k], b[p] = b[p], b[k]
+    for k in range(s):
+        acc = b[k]
+        for c in range(k):
+            acc -= r[k * s + c] * b[c]
+        b[k] = acc
+    for k in range(s - 1, -1, -1):
+        acc = b[k]
+        for c in range(k + 1, s):
+            acc -= r[k * s + c] * b[c]
+        b[k] = acc / r[k * s + k]
+
+
+@_jit
+def _factor(a: QpArrays, i: int) -> bool:
+    """Factorize the reduced KKT matrix of QP ``i``'s active set; ``False`` if it is
+    singular."""
+    d = a.dims[i]
+    n, m, on, om, onm = d[N], d[M], d[OFF_N], d[OFF_M], d[OFF_NM]
+    hp, ap = d[OFF_HP], d[OFF_AP]
+    act, pos = a.act[onm : onm + n + m], a.pos[onm : onm + n + m]
+    h = a.h[on : on + n]
+    a.stats[i, FACTORIZATIONS] += 1
+    n_fd = n_fr = n_b = 0
+    for j in range(n):
+        pos[m + j] = -1
+        if act[m + j] != 0:
+            a.B[on + n_b] = j
+            n_b += 1
+        elif h[j] > 0.0:
+            a.Fd[on + n_fd] = j
+            n_fd += 1
         else:
-            sol = self.pinv @ reduced
-            if np.abs(self.R @ sol - reduced).max() > KKT_TOLERANCE * (1.0 + np.abs(reduced).max()):
-                return None
-        out = np.empty_like(rhs)
-        lam = sol[nr:]
-        out[self.d] = t - (self.C_d.T @ lam) / h
-        out[self.r] = sol[:nr]
-        out[nf:] = lam
-        return out
+            pos[m + j] = n_fr
+            a.Fr[on + n_fr] = j
+            n_fr += 1
+    # active rows with a free variable
+    for r in range(m):
+        pos[r] = -1
+    for j in range(n):
+        if act[m + j] == 0:
+            for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+                if act[a.Ai[k]] != 0 and a.Ax[k] != 0.0:
+                    pos[a.Ai[k]] = 0
+    n_w = n_wd = 0
+    for r in range(m):
+        if act[r] != 0:
+            if pos[r] == 0:
+                pos[r] = n_fr + n_w
+                a.W[om + n_w] = r
+                n_w += 1
+            else:
+                a.Wd[om + n_wd] = r
+                n_wd += 1
+    c = a.counts[i]
+    c[N_W], c[N_WD], c[N_FD], c[N_FR], c[N_B] = n_w, n_wd, n_fd, n_fr, n_b
+    s = n_fr + n_w
+    lu = a.lu[d[OFF_LU] : d[OFF_LU] + s * s]
+    lu[:] = 0.0
+    for t in range(n_fr):
+        j = a.Fr[on + t]
+        for k in range(a.Hp[hp + j], a.Hp[hp + j + 1]):
+            p = pos[m + a.Hi[k]]
+            if p >= 0:
+                lu[p * s + t] = a.Hx[k]
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            p = pos[a.Ai[k]]
+            if act[a.Ai[k]] != 0 and p >= 0:
+                lu[p * s + t] = a.Ax[k]
+                lu[t * s + p] = a.Ax[k]
+    # the Schur complement of the eliminated variables: -A_Wd diag(1/h) A_Wd'
+    for t in range(n_fd):
+        j = a.Fd[on + t]
+        start, end = a.Ap[ap + j], a.Ap[ap + j + 1]
+        for k in range(start, end):
+            p = pos[a.Ai[k]]
+            if act[a.Ai[k]] == 0 or p < 0:
+                continue
+            v = a.Ax[k] / h[j]
+            for k2 in range(start, end):
+                p2 = pos[a.Ai[k2]]
+                if act[a.Ai[k2]] != 0 and p2 >= 0:
+                    lu[p * s + p2] -= v * a.Ax[k2]
+    ok = _lu(lu, s, a.piv[d[OFF_S] : d[OFF_S] + s])
+    a.factored[i] = ok
+    return ok
 
 
-@dataclass(frozen=True)
-class ActiveSet:
-    """The cached KKT data of one active set (see :meth:`marl_dmpc.qp.ActiveSetQp._factor`)."""
+@_jit
+def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
+    """The KKT point of QP ``i``'s (factorized) active set for the linear term ``g``:
+    :data:`OPTIMAL` (in ``w``, ``lam``) if it satisfies the KKT conditions, else
+    :data:`STEP` with the next active set in ``guess``, or :data:`SINGULAR` if the
+    active rows without free variables are inconsistent."""
+    d = a.dims[i]
+    n, m, on, om, onm = d[N], d[M], d[OFF_N], d[OFF_M], d[OFF_NM]
+    hp, ap = d[OFF_HP], d[OFF_AP]
+    act, pos = a.act[onm : onm + n + m], a.pos[onm : onm + n + m]
+    lo, up = a.lo[onm : onm + n + m], a.up[onm : onm + n + m]
+    h, w, rhs = a.h[on : on + n], a.w[on : on + n], a.rhs[on : on + n]
+    lam, aw = a.lam[om : om + m], a.aw[om : om + m]
+    c = a.counts[i]
+    n_w, n_wd, n_fd, n_fr, n_b = c[N_W], c[N_WD], c[N_FD], c[N_FR], c[N_B]
+    s = n_fr + n_w
+    sol = a.sol[d[OFF_S] : d[OFF_S] + s]
+    # bound variables at their bounds; right-hand side -g_F - H_FB w_B, d_W - A_WB w_B
+    for j in range(n):
+        rhs[j] = -g[j]
+    for t in range(n_b):
+        j = a.B[on + t]
+        w[j] = up[m + j] if act[m + j] == 2 else lo[m + j]
+    for t in range(n_w):
+        r = a.W[om + t]
+        sol[n_fr + t] = up[r] if act[r] == 2 else lo[r]
+    for t in range(n_b):
+        j = a.B[on + t]
+        for k in range(a.Hp[hp + j], a.Hp[hp + j + 1]):
+            rhs[a.Hi[k]] -= a.Hx[k] * w[j]
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            p = pos[a.Ai[k]]
+            if act[a.Ai[k]] != 0 and p >= 0:
+                sol[p] -= a.Ax[k] * w[j]
+    for t in range(n_fr):
+        sol[t] = rhs[a.Fr[on + t]]
+    # eliminated variables: w_d = t - A_Wd' lam / h with t = rhs_d / h
+    for t in range(n_fd):
+        j = a.Fd[on + t]
+        w[j] = rhs[j] / h[j]
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            p = pos[a.Ai[k]]
+            if act[a.Ai[k]] != 0 and p >= 0:
+                sol[p] -= a.Ax[k] * w[j]
+    _lu_solve(a.lu[d[OFF_LU] : d[OFF_LU] + s * s], s, a.piv[d[OFF_S] : d[OFF_S] + s], sol)
+    for r in range(m):
+        lam[r] = 0.0
+    for t in range(n_w):
+        lam[a.W[om + t]] = sol[n_fr + t]
+    for t in range(n_fr):
+        w[a.Fr[on + t]] = sol[t]
+    for t in range(n_fd):
+        j = a.Fd[on + t]
+        acc = 0.0
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            acc += a.Ax[k] * lam[a.Ai[k]]
+        w[j] -= acc / h[j]
+    # A w, and the checks
+    for r in range(m):
+        aw[r] = 0.0
+    for j in range(n):
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            aw[a.Ai[k]] += a.Ax[k] * w[j]
+    for t in range(n_wd):
+        r = a.Wd[om + t]
+        target = up[r] if act[r] == 2 else lo[r]
+        if abs(aw[r] - target) > KKT_TOLERANCE * (1.0 + abs(target)):
+            return SINGULAR
+    # the next active set, if this point is not the optimum: rows whose multiplier has
+    # the wrong sign leave it, violated inactive rows enter it
+    guess = a.guess[onm : onm + n + m]
+    step = False
+    for t in range(n_w):
+        r = a.W[om + t]
+        if (act[r] == 1 and lam[r] > KKT_TOLERANCE) or (act[r] == 2 and lam[r] < -KKT_TOLERANCE):
+            if not step:
+                guess[:] = act
+                step = True
+            guess[r] = 0
+    for t in range(n_b):
+        j = a.B[on + t]
+        # the bound's multiplier: -(H_j w + g_j + A_:j' lam)
+        acc = g[j]
+        for k in range(a.Hp[hp + j], a.Hp[hp + j + 1]):
+            acc += a.Hx[k] * w[a.Hi[k]]
+        for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+            acc += a.Ax[k] * lam[a.Ai[k]]
+        if (act[m + j] == 1 and -acc > KKT_TOLERANCE) or (
+            act[m + j] == 2 and -acc < -KKT_TOLERANCE
+        ):
+            if not step:
+                guess[:] = act
+                step = True
+            guess[m + j] = 0
+    lo_tol, up_tol = a.lo_tol[onm : onm + n + m], a.up_tol[onm : onm + n + m]
+    for r in range(m + n):
+        if act[r] != 0:
+            continue
+        v = aw[r] if r < m else w[r - m]
+        if v < lo_tol[r] or v > up_tol[r]:
+            if not step:
+                guess[:] = act
+                step = True
+            guess[r] = 1 if v < lo_tol[r] else 2
+    return STEP if step else OPTIMAL
 
-    kkt: Kkt
-    W: npt.NDArray[np.intp]
-    B: npt.NDArray[np.intp]
-    F: npt.NDArray[np.intp]
-    status_W: npt.NDArray[np.int8]
-    at_lower: npt.NDArray[np.bool_]  # over the multipliers [lam_W, lam_B]
-    at_upper: npt.NDArray[np.bool_]
-    checked: npt.NDArray[np.intp]  # inactive rows of [constraints, bounds] with a finite bound
-    H_FB: npt.NDArray[np.floating]
-    H_B: npt.NDArray[np.floating]
-    A_WB: npt.NDArray[np.floating]
-    w_B: npt.NDArray[np.floating]  # the bound variables' values
-    A_checked: npt.NDArray[np.floating]  # the checked constraint rows of A
-    checked_bounds: npt.NDArray[np.intp]  # the checked variable bounds, as variables
-    slopes: dict[str, npt.NDArray[np.floating]] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class AffineRegion:
-    """Where one active set stays optimal, the QP's solution is affine in the moving part
-    ``d`` of the linear term: ``v = offset + slope @ d``, whose first ``n_out`` entries
-    are the requested primal entries and whose others must not exceed ``limit`` (the
-    multipliers' signs and the inactive rows' feasibility, one side per entry, tolerance
-    included). Check ``k`` failing means entry ``flip_index[k]`` of the active set
-    ``active`` should become ``flip_status[k]`` (a primal-dual active-set step)."""
-
-    offset: npt.NDArray[np.floating]
-    slope: npt.NDArray[np.floating]
-    n_out: int
-    limit: npt.NDArray[np.floating]
-    active: npt.NDArray[np.int8]
-    flip_index: npt.NDArray[np.intp]
-    flip_status: npt.NDArray[np.int8]
-
-    def evaluate(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
-        """The primal entries at ``d``, or ``None`` if ``d`` is outside the region."""
-        v = self.offset + self.slope @ d
-        if (v[self.n_out :] > self.limit).any():
-            return None
-        return v[: self.n_out]
-
-    def next_active_set(self, d: npt.NDArray[np.floating]) -> npt.NDArray[np.int8]:
-        """The active set of one primal-dual active-set step from this region's at
-        ``d`` (for :meth:`marl_dmpc.qp.ActiveSetQp.solve`); this region's own if ``d`` is inside."""
-        bad = (self.offset[self.n_out :] + self.slope[self.n_out :] @ d) > self.limit
-        guess = self.active.copy()
-        guess[self.flip_index[bad]] = self.flip_status[bad]
-        return guess
+@_jit
+def solve(a: QpArrays, i: int, g: npt.NDArray, steps: int) -> int:
+    """Active-set steps on QP ``i`` from its active set (its factorization re-used if
+    current; ``steps`` already taken): :data:`OPTIMAL` (point in ``w``, ``lam``; ``act``
+    the optimal set), or :data:`SINGULAR` when a set is singular or
+    :data:`ACTIVE_SET_STEPS` did not reach the optimum (``act`` back at the set it
+    started from or the last optimal one)."""
+    d = a.dims[i]
+    onm, nm = d[OFF_NM], d[N] + d[M]
+    act, saved = a.act[onm : onm + nm], a.saved[onm : onm + nm]
+    first = True
+    while steps <= ACTIVE_SET_STEPS:
+        if not a.factored[i] and not _factor(a, i):
+            break
+        status = _point(a, i, g)
+        if status == OPTIMAL:
+            a.stats[i, REUSED if steps == 0 else STEPS] += 1
+            return OPTIMAL
+        if status == SINGULAR:
+            break
+        if first:
+            saved[:] = act
+            first = False
+        act[:] = a.guess[onm : onm + nm]
+        a.factored[i] = False
+        steps += 1
+    if not first:
+        act[:] = saved
+        a.factored[i] = False
+    a.stats[i, FAILED] += 1
+    return SINGULAR

@@ -29,7 +29,7 @@ from .mpc import (
     lagrangian_gradient,
 )
 from .network import Network
-from .qp import ActiveSetQp, AffineRegion, DirectSolve, FreshConic
+from .qp import ActiveSetQp, DirectSolve, FreshConic, QpSolution
 from .solvers import fallback_setup, solver_setup
 
 
@@ -280,38 +280,28 @@ class LocalMpc:
         static: npt.NDArray[np.floating],
         y: npt.NDArray[np.floating],
         z: npt.NDArray[np.floating],
-        active_set: npt.NDArray[np.int8] | None = None,
     ) -> LocalSolution:
         """Solve the local V (``kind="V"``) or Q (``kind="Q"``) problem for the packed
         ``static`` parameters (:meth:`pack`) and ADMM variables ``y``, ``z`` (vectors in
-        the layout of :attr:`LocalSolution.x_aug`). ``active_set`` is where an active-set
-        solver starts (e.g. :meth:`~marl_dmpc.qp.AffineRegion.next_active_set` of this
-        problem's last :meth:`region`); other solvers ignore it."""
-        problem = self.problems[kind]
+        the layout of :attr:`LocalSolution.x_aug`)."""
         p = np.concatenate((static, y, z))
-        solver = problem.solver
-        if active_set is not None and isinstance(solver, ActiveSetQp):
-            sol = solver.solve(p, active_set)
-        else:
-            sol = solver.solve(p)
+        return self.solution(kind, self.problems[kind].solver.solve(p), p)
+
+    def solution(
+        self, kind: str, solution: QpSolution, p: npt.NDArray[np.floating]
+    ) -> LocalSolution:
+        """The local solution of the ``kind`` problem's QP (or NLP) ``solution`` for the
+        parameter vector ``p`` (``[static, y, z]``)."""
+        problem = self.problems[kind]
         return LocalSolution(
-            x_aug=sol.x[problem.aug_index],
-            success=sol.success,
-            status=sol.status,
-            x=sol.x,
-            lam=sol.lam_g,
+            x_aug=solution.x[problem.aug_index],
+            success=solution.success,
+            status=solution.status,
+            x=solution.x,
+            lam=solution.lam_g,
             p=p,
             outputs=problem.outputs,
         )
-
-    def region(self, kind: str) -> AffineRegion | None:
-        """The affine map ``y - rho z -> x_aug`` (the moving part of the local cost's
-        linear term on ``x_aug``) of the local problem's last optimal active set, for the
-        static parameters of its last :meth:`solve`; ``None`` if the solver does not
-        re-use active sets or the active set is degenerate. See
-        :meth:`~marl_dmpc.qp.ActiveSetQp.region`."""
-        solver = self.problems[kind].solver
-        return solver.region() if isinstance(solver, ActiveSetQp) else None
 
     def solver_fallbacks(self) -> int:
         """How many QPs its fallback solver has solved

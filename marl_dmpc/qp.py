@@ -3,42 +3,198 @@
 Within one ADMM solve an agent's local QP keeps its Hessian and constraint matrix; only
 the linear term moves (``y`` and ``z`` enter the cost linearly), and it moves little
 from one iteration to the next, so the optimal active set rarely changes. For a given
-active set the QP's solution is the solution of one linear (KKT) system::
-
-    [H  C^T] [w  ]   [-g]
-    [C  0  ] [lam] = [ d]
-
-with ``C`` the active rows (equalities, active constraints and active variable bounds)
-and ``d`` their bound values. :class:`ActiveSetQp` keeps the LU factors of that matrix
-per active set and, for new data, first tries the last optimal active set: if the
-resulting point is feasible and its multipliers have the right signs, it satisfies the
-KKT conditions, so it *is* the optimum (the QP is convex). If not, primal-dual
-active-set steps follow (rows whose multiplier has the wrong sign leave the set,
-violated rows enter it; each step is tried the same way), and only if they do not reach
-the optimum within :data:`ACTIVE_SET_STEPS` does a QP solver (e.g., qpOASES, a new
-instance each time: :class:`FreshConic`) solve the QP. The answer is the QP's optimum
-either way; only the cost changes.
-
-For a fixed active set the solution is affine in the linear term, and the conditions
-that keep the active set optimal are linear inequalities in it: :meth:`ActiveSetQp.region`
-returns that map as an :class:`AffineRegion`, so a loop that re-solves the QP many times
-(ADMM) costs one matrix-vector product per re-solve while the active set holds.
+active set the QP's solution is the solution of one linear (KKT) system;
+:class:`ActiveSetQp` tries the last optimal active set first: if the resulting point is
+feasible and its multipliers have the right signs, it *is* the optimum (the QP is
+convex). If not, primal-dual active-set steps follow, and only if they do not reach the
+optimum within :data:`~marl_dmpc.kkt.ACTIVE_SET_STEPS` does a QP solver (e.g. qpOASES,
+a new instance each time: :class:`FreshConic`) solve the QP. The answer is the QP's
+optimum either way; only the cost changes. The steps are :mod:`marl_dmpc.kkt`'s compiled
+kernels; :class:`~marl_dmpc.admm.AdmmCoordinator` runs them on all agents' QPs at once
+(:meth:`ActiveSetQp.data` gives it a QP's data).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import casadi as cs
 import numpy as np
 import numpy.typing as npt
 
+from . import kkt
 from .casadi_call import BufferedFunction
 from .conic import DirectSolve, FreshConic, QpSolution
-from .kkt import KKT_TOLERANCE, ActiveSet, AffineRegion, Kkt
+from .kkt import (
+    OFF_M,
+    OFF_N,
+    OFF_NM,
+    OPTIMAL,
+    M,
+    N,
+    QpArrays,
+)
 
-__all__ = ["ActiveSetQp", "AffineRegion", "DirectSolve", "FreshConic", "QpSolution"]
+__all__ = ["ActiveSetQp", "DirectSolve", "FreshConic", "QpBatch", "QpSolution", "QpStructure"]
 
-#: Primal-dual active-set steps tried from the last active set before the solver is called.
-ACTIVE_SET_STEPS = 20
+
+def _nonzeros(matrix: cs.SX) -> cs.SX:
+    """The structural nonzeros of ``matrix``, column by column, as a column."""
+    entries = matrix.nonzeros()
+    return cs.vertcat(*entries) if entries else cs.SX(0, 1)
+
+
+class QpStructure(NamedTuple):
+    """The sparsity of one QP: sizes and the column-compressed patterns of ``H`` and
+    ``A``."""
+
+    n: int
+    m: int
+    H_colind: npt.NDArray[np.int64]
+    H_row: npt.NDArray[np.int64]
+    A_colind: npt.NDArray[np.int64]
+    A_row: npt.NDArray[np.int64]
+
+
+class QpBatch:
+    """Several QPs of fixed sparsity whose data (matrices, bounds) is set between solves
+    and whose active sets and factorizations persist, in flat arrays for the kernels
+    (:attr:`arrays`).
+
+    Parameters
+    ----------
+    structures : sequence of QpStructure
+        The QPs' sizes and sparsity patterns.
+    """
+
+    def __init__(self, structures: Sequence[QpStructure]) -> None:
+        self.structures = list(structures)
+        q = len(self.structures)
+        dims = np.zeros((q, 10), dtype=np.int64)
+        total = np.zeros(7, dtype=np.int64)  # n, m, n+m, n+1, n+1, s**2, s
+        hnz = anz = 0
+        self._hx, self._ax = [], []
+        for i, s in enumerate(self.structures):
+            s_max = s.n + s.m
+            dims[i] = (s.n, s.m, total[0], total[1], total[2], total[3], total[4], total[5],
+                       total[6], s_max)  # fmt: skip
+            total += (s.n, s.m, s.n + s.m, s.n + 1, s.n + 1, s_max**2, s_max)
+            self._hx.append(slice(hnz, hnz + len(s.H_row)))
+            self._ax.append(slice(anz, anz + len(s.A_row)))
+            hnz, anz = hnz + len(s.H_row), anz + len(s.A_row)
+
+        def cat(arrays):
+            return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)
+
+        nn, mm, nm = int(total[0]), int(total[1]), int(total[2])
+        self.arrays = QpArrays(
+            dims=dims,
+            # column pointers into the batch's nonzeros
+            Hp=cat([s.H_colind + x.start for s, x in zip(self.structures, self._hx, strict=True)]),
+            Hi=cat([s.H_row for s in self.structures]).astype(np.int64),
+            Hx=np.zeros(hnz),
+            Ap=cat([s.A_colind + x.start for s, x in zip(self.structures, self._ax, strict=True)]),
+            Ai=cat([s.A_row for s in self.structures]).astype(np.int64),
+            Ax=np.zeros(anz),
+            lo=np.zeros(nm),
+            up=np.zeros(nm),
+            lo_tol=np.zeros(nm),
+            up_tol=np.zeros(nm),
+            h=np.zeros(nn),
+            act=np.zeros(nm, dtype=np.int8),
+            guess=np.zeros(nm, dtype=np.int8),
+            saved=np.zeros(nm, dtype=np.int8),
+            factored=np.zeros(q, dtype=np.bool_),
+            W=np.zeros(mm, dtype=np.int64),
+            Wd=np.zeros(mm, dtype=np.int64),
+            Fd=np.zeros(nn, dtype=np.int64),
+            Fr=np.zeros(nn, dtype=np.int64),
+            B=np.zeros(nn, dtype=np.int64),
+            pos=np.full(nm, -1, dtype=np.int64),
+            counts=np.zeros((q, 5), dtype=np.int64),
+            lu=np.zeros(int(total[5])),
+            piv=np.zeros(int(total[6]), dtype=np.int64),
+            sol=np.zeros(int(total[6])),
+            rhs=np.zeros(nn),
+            aw=np.zeros(mm),
+            w=np.zeros(nn),
+            lam=np.zeros(mm),
+            stats=np.zeros((q, 4), dtype=np.int64),
+        )
+
+        d = self.arrays.dims
+        self._slices = {
+            size: [
+                slice(int(o), int(o + length)) for o, length in zip(offset, lengths, strict=True)
+            ]
+            for size, offset, lengths in (
+                ("n", d[:, OFF_N], d[:, N]),
+                ("m", d[:, OFF_M], d[:, M]),
+                ("nm", d[:, OFF_NM], d[:, N] + d[:, M]),
+            )
+        }
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def _slice(self, i: int, size: str) -> slice:
+        return self._slices[size][i]
+
+    def set_data(
+        self,
+        i: int,
+        Hx: npt.NDArray[np.floating],
+        Ax: npt.NDArray[np.floating],
+        lo: npt.NDArray[np.floating],
+        up: npt.NDArray[np.floating],
+    ) -> None:
+        """QP ``i``'s matrices (nonzeros in the structure's order) and the bounds of
+        ``[A w; w]``; its factorization is dropped, its active set kept."""
+        a = self.arrays
+        a.Hx[self._hx[i]] = Hx
+        a.Ax[self._ax[i]] = Ax
+        rows = self._slices["nm"][i]
+        a.lo[rows], a.up[rows] = lo, up
+        kkt.prepare(a, i)
+
+    def dense(self, i: int) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """QP ``i``'s ``H`` and ``A`` as dense matrices (for a QP solver)."""
+        s, a = self.structures[i], self.arrays
+        H, A = np.zeros((s.n, s.n)), np.zeros((s.m, s.n))
+        H[s.H_row, np.repeat(np.arange(s.n), np.diff(s.H_colind))] = a.Hx[self._hx[i]]
+        A[s.A_row, np.repeat(np.arange(s.n), np.diff(s.A_colind))] = a.Ax[self._ax[i]]
+        return H, A
+
+    def bounds(self, i: int) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """QP ``i``'s bounds of ``[A w; w]``."""
+        rows = self._slice(i, "nm")
+        return self.arrays.lo[rows], self.arrays.up[rows]
+
+    def active_set(self, i: int) -> npt.NDArray[np.int8]:
+        """QP ``i``'s current active set (a view)."""
+        return self.arrays.act[self._slice(i, "nm")]
+
+    def set_active_set(self, i: int, active: npt.NDArray[np.int8]) -> None:
+        """Start QP ``i``'s next steps from ``active``."""
+        self.arrays.act[self._slice(i, "nm")] = active
+        self.arrays.factored[i] = False
+
+    def point(self, i: int) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """QP ``i``'s last optimal point: primal and constraint multipliers (views)."""
+        return self.arrays.w[self._slice(i, "n")], self.arrays.lam[self._slice(i, "m")]
+
+    def set_point(self, i: int, w: npt.ArrayLike, lam: npt.ArrayLike) -> None:
+        """Set QP ``i``'s point (e.g. a solver's answer)."""
+        self.arrays.w[self._slice(i, "n")] = w
+        self.arrays.lam[self._slice(i, "m")] = lam
+
+    def solve(self, i: int, g: npt.NDArray[np.floating], first_step: bool = False) -> bool:
+        """Active-set steps on QP ``i`` with the linear term ``g``, from its current active
+        set (``first_step``: counted as one step already); whether they reached the
+        optimum (then :meth:`point`) within :data:`ACTIVE_SET_STEPS`."""
+        steps = 1 if first_step else 0
+        return kkt.solve(self.arrays, i, np.asarray(g, dtype=float), steps) == OPTIMAL
 
 
 class ActiveSetQp:
@@ -63,9 +219,9 @@ class ActiveSetQp:
         matrices may depend on them); the others, ``q = p[n_fixed:]``, enter the cost's
         linear term only.
     region_rows : array of int, optional
-        Entries ``r`` of ``w``: :meth:`region` maps ``d = g[r] - g0[r]``, the moving part
-        of the cost's linear term ``g`` at those entries (``g0``: ``g`` at ``q = 0``), to
-        ``w[r]``. ``q`` must move no other entry of ``g``.
+        Entries ``r`` of ``w``: the only entries of the cost's linear term that ``q``
+        moves (checked). A caller that moves the linear term itself (ADMM) adds its
+        moving part there.
     """
 
     def __init__(
@@ -79,14 +235,27 @@ class ActiveSetQp:
         region_rows: npt.ArrayLike = (),
     ) -> None:
         zero = cs.DM.zeros(w.shape)
-        hessian = cs.densify(cs.hessian(f, w)[0])
-        jacobian = cs.densify(cs.jacobian(g, w))
+        hessian = cs.hessian(f, w)[0]
+        jacobian = cs.jacobian(g, w)
         linear = cs.substitute(cs.gradient(f, w), w, zero)
+        self.structure = QpStructure(
+            n=w.numel(),
+            m=g.numel(),
+            H_colind=np.asarray(hessian.sparsity().colind(), dtype=np.int64),
+            H_row=np.asarray(hessian.sparsity().row(), dtype=np.int64),
+            A_colind=np.asarray(jacobian.sparsity().colind(), dtype=np.int64),
+            A_row=np.asarray(jacobian.sparsity().row(), dtype=np.int64),
+        )
         self._matrices = BufferedFunction(
             cs.Function(
                 "qp_matrices",
                 [p],
-                [hessian, jacobian, cs.densify(cs.substitute(g, w, zero)), cs.densify(linear)],
+                [
+                    _nonzeros(hessian),
+                    _nonzeros(jacobian),
+                    cs.densify(cs.substitute(g, w, zero)),
+                    cs.densify(linear),
+                ],
             )
         )
         # the linear term is affine in the parameters that move within a series; its
@@ -101,156 +270,53 @@ class ActiveSetQp:
         rows = np.asarray(region_rows, dtype=np.intp)
         if len(rows) and not set(slope.sparsity().row()) <= set(rows.tolist()):
             raise ValueError("p[n_fixed:] moves the linear term outside region_rows")
-        self._rows = rows
-        # d enters the linear term as g = g0 + E d
-        self._E = np.zeros((w.numel(), len(rows)))
-        self._E[rows, np.arange(len(rows))] = 1.0
         self.lbg, self.ubg = fallback.lbg, fallback.ubg
         self.lbx, self.ubx = fallback.lbx, fallback.ubx
         self.n, self.m = w.numel(), g.numel()
+        self._batch = QpBatch([self.structure])
+        # compile the steps (or load them from numba's cache) now rather than in a solve
+        kkt.prepare(self._batch.arrays, 0)
+        kkt.solve(self._batch.arrays, 0, np.zeros(self.n), kkt.ACTIVE_SET_STEPS + 1)
+        self._batch.arrays.stats[:] = 0
         self._fixed: npt.NDArray[np.floating] | None = None
-        # per active set: its KKT data
-        self._kkt: dict[bytes, ActiveSet] = {}
         self._active: npt.NDArray[np.int8] | None = None
-        # the linear term and KKT point (w, lam, checked rows) of the last solve, when
-        # the active-set steps found it
-        self._last_point: tuple[npt.NDArray, ...] | None = None
-        #: Counts of solves answered from the last active set, from a guess of an
-        #: active-set step, and by the fallback solver; and of KKT factorizations.
+        #: Counts of solves answered from the last active set, after active-set steps,
+        #: and by the fallback solver; and of KKT factorizations.
         self.stats = {"reused": 0, "guessed": 0, "solver": 0, "factorizations": 0}
 
     # ------------------------------------------------------------------ data
+    def data(self, fixed: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.floating], ...]:
+        """The QP at ``q = 0`` for the fixed parameters ``fixed`` (``p[:n_fixed]``): the
+        nonzeros of ``H`` and ``A`` (in :attr:`structure`'s order), the bounds ``lo``,
+        ``up`` of ``[A w; w]`` and the linear term (fresh arrays)."""
+        p0 = np.concatenate((fixed, np.zeros(self._matrices.function.numel_in(0) - len(fixed))))
+        Hx, Ax, g0, linear0 = (v.reshape(-1).copy() for v in self._matrices(p0))
+        lo = np.concatenate((self.lbg - g0, self.lbx))
+        up = np.concatenate((self.ubg - g0, self.ubx))
+        return Hx, Ax, lo, up, linear0
+
     def _set_fixed(self, p: npt.NDArray[np.floating]) -> None:
         fixed = p[: self._n_fixed]
         if self._fixed is not None and np.array_equal(fixed, self._fixed):
             return
-        # the data at q = 0 (so it depends on the fixed parameters only, bit for bit)
+        Hx, Ax, lo, up, self._linear0 = self.data(fixed)
+        self._batch.set_data(0, Hx, Ax, lo, up)
         p0 = np.concatenate((fixed, np.zeros(len(p) - self._n_fixed)))
-        H, A, g0, linear0 = (v.copy() for v in self._matrices(p0))
         self._linear_slope = self._slope(p0)[0].copy()
-        self._linear0 = linear0.reshape(-1)
-        if self._fixed is None or not (np.array_equal(H, self._H) and np.array_equal(A, self._A)):
-            self._kkt.clear()
-            diagonal = np.diag(H)
-            self._diagonal = (diagonal > 0.0) & (np.count_nonzero(H, axis=1) == 1)
-        self._H, self._A = H, A
-        g0 = g0.reshape(-1)
-        self._lower = np.concatenate((self.lbg - g0, self.lbx))
-        self._upper = np.concatenate((self.ubg - g0, self.ubx))
-        self._finite = np.isfinite(self._lower) | np.isfinite(self._upper)
-        # the feasibility test of an inactive row, tolerance included
-        self._lower_tol = self._lower - KKT_TOLERANCE * (1.0 + np.abs(self._lower))
-        self._upper_tol = self._upper + KKT_TOLERANCE * (1.0 + np.abs(self._upper))
         self._fixed = fixed.copy()
 
-    # ------------------------------------------------------------- active set
-    # status per row of [constraints, bounds]: 0 inactive, 1 at lower, 2 at upper,
-    # 3 equality (lower == upper). Variables at a bound are eliminated: the KKT system is
-    # over the free variables F and the active constraints W only (see Kkt).
-    def _factor(self, active: npt.NDArray[np.int8]) -> ActiveSet:
-        key = active.tobytes()
-        if key not in self._kkt:
-            self.stats["factorizations"] += 1
-            m = self.m
-            W = np.flatnonzero(active[:m])
-            B = np.flatnonzero(active[m:])
-            F = np.flatnonzero(active[m:] == 0)
-            status = np.concatenate((active[W], active[m + B]))
-            checked = np.flatnonzero((active == 0) & self._finite)
-            n_checked_constraints = np.searchsorted(checked, m)
-            self._kkt[key] = ActiveSet(
-                kkt=Kkt.factor(self._H, self._A[W], F, self._diagonal),
-                W=W,
-                B=B,
-                F=F,
-                status_W=active[W],
-                at_lower=status == 1,
-                at_upper=status == 2,
-                checked=checked,
-                H_FB=self._H[F[:, None], B],
-                H_B=self._H[B],
-                A_WB=self._A[W[:, None], B],
-                w_B=np.where(active[m + B] == 2, self.ubx[B], self.lbx[B]),
-                A_checked=self._A[checked[:n_checked_constraints]],
-                checked_bounds=checked[n_checked_constraints:] - m,
-            )
-        return self._kkt[key]
-
-    def _kkt_solution(
+    def fallback_solve(
         self,
-        s: ActiveSet,
+        H: npt.NDArray[np.floating],
+        A: npt.NDArray[np.floating],
         g: npt.NDArray[np.floating],
-        w_B: npt.NDArray[np.floating],
-        d_W: npt.NDArray[np.floating],
-    ) -> tuple[npt.NDArray, npt.NDArray] | None:
-        """The primal ``w`` and the multipliers ``[lam_W, lam_B]`` of active set ``s``
-        for the linear term ``g``, the bound variables at ``w_B`` and the active rows at
-        ``d_W``; with a matrix ``g`` (and zero ``w_B``, ``d_W``) the same, column by
-        column: the derivative w.r.t. what ``g``'s columns move. ``None`` if the
-        (singular) KKT system is inconsistent."""
-        rhs = np.concatenate((-(g[s.F] + s.H_FB @ w_B), d_W - s.A_WB @ w_B))
-        sol = s.kkt.solve(rhs)
-        if sol is None:
-            return None
-        nf = len(s.F)
-        lam_W = sol[nf:]
-        w = np.empty((self.n, *g.shape[1:]))
-        w[s.F], w[s.B] = sol[:nf], w_B
-        lam_B = -(s.H_B @ w + g[s.B] + s.A_WB.T @ lam_W)
-        return w, np.concatenate((lam_W, lam_B))
-
-    def _point(
-        self, s: ActiveSet, g: npt.NDArray[np.floating]
-    ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray] | None:
-        """The KKT point of active set ``s`` for the linear term ``g``: the primal
-        ``w``, the multipliers ``[lam_W, lam_B]`` and the values of the checked rows;
-        ``None`` if the (singular) KKT system is inconsistent."""
-        d_W = np.where(s.status_W == 2, self._upper[s.W], self._lower[s.W])
-        solution = self._kkt_solution(s, g, s.w_B, d_W)
-        if solution is None:
-            return None
-        w, lam = solution
-        return w, lam, self._checked_values(s, w)
-
-    @staticmethod
-    def _checked_values(s: ActiveSet, w: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-        """The values of the checked rows of ``[g(w) - g(0); w]`` (``w`` may be a
-        matrix)."""
-        return np.concatenate((s.A_checked @ w, w[s.checked_bounds]))
-
-    def _try(
-        self, active: npt.NDArray[np.int8], g: npt.NDArray[np.floating]
-    ) -> tuple[QpSolution | None, npt.NDArray[np.int8] | None]:
-        """The optimum if ``active`` is its active set; otherwise ``None`` and the next
-        guess of a primal-dual active-set step (``None`` if there is none): rows whose
-        multiplier has the wrong sign leave the set, violated rows enter it."""
-        s = self._factor(active)
-        point = self._point(s, g)
-        if point is None:
-            return None, None
-        w, lam, values = point
-        tol = KKT_TOLERANCE
-        wrong_sign = (s.at_lower & (lam > tol)) | (s.at_upper & (lam < -tol))
-        below = values < self._lower_tol[s.checked]
-        above = values > self._upper_tol[s.checked]
-        if wrong_sign.any() or below.any() or above.any():
-            guess = active.copy()
-            guess[np.concatenate((s.W, self.m + s.B))[wrong_sign]] = 0
-            guess[s.checked[below]] = 1
-            guess[s.checked[above]] = 2
-            return None, guess
-        lam_g = np.zeros(self.m)
-        lam_g[s.W] = lam[: len(s.W)]
-        self._last_point = (g, w, lam, values)
-        return QpSolution(w, lam_g, True, "active set re-used"), None
-
-    def _active_set(
-        self, lam_g: npt.NDArray[np.floating], lam_x: npt.NDArray[np.floating]
-    ) -> npt.NDArray[np.int8]:
-        lam = np.concatenate((lam_g, lam_x))
-        active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
-        active[self._lower == self._upper] = 3
-        return active
+        lo: npt.NDArray[np.floating],
+        up: npt.NDArray[np.floating],
+    ) -> QpSolution:
+        """The optimum from the fallback solver of the QP with dense ``H``, ``A``, the
+        linear term ``g`` and the bounds ``lo``, ``up`` of ``[A w; w]``."""
+        self.stats["solver"] += 1
+        return self._fallback.solve(H, A, g, lo[: self.m], up[: self.m])
 
     @property
     def fallbacks(self) -> int:
@@ -272,90 +338,37 @@ class ActiveSetQp:
         self._active = active
 
     # ------------------------------------------------------------------ solve
-    def solve(
-        self, p: npt.NDArray[np.floating], guess: npt.NDArray[np.int8] | None = None
-    ) -> QpSolution:
+    def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
         """The QP's optimum for the parameters ``p``; the active-set steps start from
-        ``guess`` (e.g. :meth:`AffineRegion.next_active_set`) if given, else from the
-        last optimal active set."""
+        the last optimal active set."""
         self._set_fixed(p)
         g = self._linear0 + self._linear_slope @ p[self._n_fixed :]
-        active, steps = (self._active, 0) if guess is None else (guess, 1)
-        while active is not None and steps <= ACTIVE_SET_STEPS:
-            solution, guess = self._try(active, g)
-            if solution is not None:
-                self._active = active
-                self.stats["reused" if steps == 0 else "guessed"] += 1
-                return solution
-            active, steps = guess, steps + 1
-        self.stats["solver"] += 1
-        self._last_point = None
-        m = self.m
-        solution = self._fallback.solve(self._H, self._A, g, self._lower[:m], self._upper[:m])
+        batch = self._batch
+        if self._active is not None:
+            batch.set_active_set(0, self._active)
+            before = batch.arrays.stats[0].copy()
+            if batch.solve(0, g):
+                counts = batch.arrays.stats[0] - before
+                self.stats["reused" if counts[0] else "guessed"] += 1
+                self.stats["factorizations"] += int(counts[3])
+                self._active = batch.active_set(0).copy()
+                w, lam = batch.point(0)
+                return QpSolution(w.copy(), lam.copy(), True, "active set re-used")
+        H, A = batch.dense(0)
+        lo, up = batch.bounds(0)
+        solution = self.fallback_solve(H, A, g, lo, up)
         if solution.success:
-            self._active = self._active_set(solution.lam_g, solution.lam_x)
+            self._active = active_set_from_multipliers(solution, lo, up, self.m)
         return solution
 
-    def region(self) -> AffineRegion | None:
-        """The region of the last optimal active set, for the fixed parameters of the
-        last :meth:`solve`, mapping ``d`` to ``w[region_rows]`` (see the class); ``None``
-        if there is none yet or the active set's KKT system is singular (its solves go
-        through :meth:`solve`)."""
-        if self._active is None:
-            return None
-        s = self._factor(self._active)
-        if s.kkt.pinv is not None:
-            return None
-        if not s.slopes:
-            s.slopes.update(self._region_slopes(s))
-        slope, signs, rows = s.slopes["slope"], s.slopes["signs"], s.slopes["rows"]
-        # the region's [w[rows]; signs * [lam; checked rows]] at d = 0: from the last
-        # solve's point (affine in d) when it has one, else from the KKT system
-        if self._last_point is not None:
-            g, w, lam, values = self._last_point
-            shift = slope @ (g - self._linear0)[self._rows]
-        else:
-            w, lam, values = self._point(s, self._linear0)  # type: ignore[misc]
-            shift = 0.0
-        n_lam = len(lam)
-        base = np.concatenate((lam, values))[rows]
-        limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), self._upper_tol[s.checked]))
-        lower_limits = np.concatenate((np.full(n_lam, KKT_TOLERANCE), -self._lower_tol[s.checked]))
-        return AffineRegion(
-            offset=np.concatenate((w[self._rows], signs * base)) - shift,
-            slope=slope,
-            n_out=len(self._rows),
-            limit=np.where(signs > 0, limits[rows], lower_limits[rows]),
-            active=self._active,
-            flip_index=s.slopes["flip_index"],
-            flip_status=s.slopes["flip_status"],
-        )
 
-    def _region_slopes(self, s: ActiveSet) -> dict[str, npt.NDArray[np.floating]]:
-        """d/dd of ``w[region_rows]`` and of the region's one-sided checks."""
-        columns = self._E.shape[1]
-        zero_B, zero_W = np.zeros((len(s.B), columns)), np.zeros((len(s.W), columns))
-        dw, dlam = self._kkt_solution(s, self._E, zero_B, zero_W)  # type: ignore[misc]
-        # one-sided checks on the rows of [lam; checked row values], as sign * v <= limit:
-        # lam <= tol at a lower bound, -lam <= tol at an upper one; value <= upper and
-        # -value <= -lower for every finite bound of an inactive row
-        upper = np.concatenate((s.at_lower, np.isfinite(self._upper[s.checked])))
-        lower = np.concatenate((s.at_upper, np.isfinite(self._lower[s.checked])))
-        rows = np.concatenate((np.flatnonzero(upper), np.flatnonzero(lower)))
-        signs = np.concatenate(
-            (np.ones(np.count_nonzero(upper)), -np.ones(np.count_nonzero(lower)))
-        )
-        derivative = np.concatenate((dlam, self._checked_values(s, dw)))[rows]
-        slope = np.concatenate((dw[self._rows], signs[:, None] * derivative))
-        # a failing check: a multiplier's row leaves the active set, an inactive row
-        # enters it at the bound it crosses
-        n_lam = len(dlam)
-        entries = np.concatenate((s.W, self.m + s.B, s.checked))[rows]
-        status = np.where(rows < n_lam, 0, np.where(signs > 0, 2, 1)).astype(np.int8)
-        return {
-            "slope": slope,
-            "signs": signs,
-            "rows": rows,
-            "flip_index": entries,
-            "flip_status": status,
-        }
+def active_set_from_multipliers(
+    solution: QpSolution, lo: npt.NDArray[np.floating], up: npt.NDArray[np.floating], m: int
+) -> npt.NDArray[np.int8]:
+    """The active set of a solver's ``solution`` of a QP with the bounds ``lo``, ``up`` of
+    ``[A w; w]``: rows with a positive multiplier at their upper bound, a negative one
+    at their lower bound, equalities (``lo == up``) always."""
+    lam = np.concatenate((solution.lam_g, solution.lam_x))
+    active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
+    active[lo == up] = 3
+    return active

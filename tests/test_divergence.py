@@ -106,7 +106,7 @@ def test_a_diverging_run_stops_within_seconds_with_its_partial_result(tmp_path, 
     out = tmp_path / "s5.pkl"
     argv = ["--seed", "5", "--steps", "2000", "--no-progress", "--out", str(out)]
     line = fails_with(example_1.main, argv, capsys, code=1)
-    assert line.startswith("error: learning diverged at update 34 (step 68): agent 1's")
+    assert line.startswith("error: learning diverged at update 34 (step 68): agent ")
     result = load_result(out)
     assert result["status"] == "diverged" and result["message"] == line.removeprefix("error: ")
     assert result["steps_completed"] == 68 and result["updates"] == 34

@@ -4,8 +4,9 @@ import casadi as cs
 import numpy as np
 import pytest
 
+from marl_dmpc import kkt
 from marl_dmpc.casadi_call import BufferedFunction
-from marl_dmpc.qp import ActiveSetQp, FreshConic
+from marl_dmpc.qp import ActiveSetQp, FreshConic, QpBatch
 
 
 def test_active_set_reuse_matches_the_solver(quiet):
@@ -53,39 +54,63 @@ def _moving_qp(rng, n=8, m=5):
     return w, q, f, g, solver, reference, bounds
 
 
-def test_region_is_the_solution_while_the_active_set_holds(quiet):
+def _batch_data(qp: ActiveSetQp):
+    """The QP's data for a :class:`QpBatch` (its linear term is its parameter)."""
+    Hx, Ax, lo, up, _ = qp.data(np.zeros(0))
+    return Hx, Ax, lo, up
+
+
+def test_a_batch_reuses_each_factorization_while_its_active_set_holds(quiet):
+    """Two QPs in one batch, re-solved with small moves of their linear terms (as in
+    ADMM): every answer is the solver's optimum, and most re-use the factorization of
+    the last optimal active set."""
     rng = np.random.default_rng(1)
-    w, q, f, g, solver, reference, bounds = _moving_qp(rng)
-    rows = np.array([3, 0, 5, 1, 2, 4, 7, 6])  # q moves the linear term at every entry
-    fast = ActiveSetQp(w, q, f, g, solver, n_fixed=0, region_rows=rows)
-    inside = outside = 0
-    q0 = 2.0 * rng.normal(size=8)
-    fast.solve(q0)
-    region = fast.region()
-    for _ in range(200):
-        qk = q0 + 0.3 * rng.normal(size=8)
-        ref = reference(p=qk, **bounds)
-        x_ref = np.asarray(ref["x"]).ravel()
-        got = region.evaluate(qk[rows])  # the linear term is q itself
-        if got is None:
-            outside += 1
-            # the optimum has another active set: some multiplier changes from 0 or to 0
-            lam = np.r_[np.asarray(ref["lam_g"]).ravel(), np.asarray(ref["lam_x"]).ravel()]
-            active = fast._active_set(lam[:5], lam[5:])
-            assert not np.array_equal(active != 0, region.active != 0)
-            # the region's active-set step is the one from the KKT point, and the
-            # steps started there reach the optimum
-            guess = region.next_active_set(qk[rows])
-            _, expected = fast._try(region.active, qk)  # the linear term is q
-            np.testing.assert_array_equal(guess, expected)
-            np.testing.assert_allclose(fast.solve(qk, guess).x, x_ref, atol=1e-9)
-        else:
-            inside += 1
-            np.testing.assert_allclose(got, x_ref[rows], atol=1e-9)
-            np.testing.assert_array_equal(region.next_active_set(qk[rows]), region.active)
-    assert inside > 20 and outside > 20
+    problems = [_moving_qp(rng, n=n, m=m) for n, m in ((8, 5), (6, 3))]
+    qps = [ActiveSetQp(w, q, f, g, solver, n_fixed=0) for w, q, f, g, solver, _, _ in problems]
+    batch = QpBatch([qp.structure for qp in qps])
+    linear = [2.0 * rng.normal(size=qp.n) for qp in qps]
+    for b, qp in enumerate(qps):
+        batch.set_data(b, *_batch_data(qp))
+        first = qp.solve(linear[b])  # the solver's active set to start from
+        batch.set_active_set(b, qp.active_set)
+        assert first.success
+    for _ in range(150):
+        for b, (problem, qp) in enumerate(zip(problems, qps, strict=True)):
+            linear[b] = linear[b] + 0.05 * rng.normal(size=qp.n)
+            assert batch.solve(b, linear[b])
+            ref = problem[5](p=linear[b], **problem[6])
+            w, lam = batch.point(b)
+            np.testing.assert_allclose(w, np.asarray(ref["x"]).ravel(), atol=1e-9)
+            np.testing.assert_allclose(lam, np.asarray(ref["lam_g"]).ravel(), atol=1e-8)
+    stats = batch.arrays.stats
+    reused, factorizations = stats[:, kkt.REUSED], stats[:, kkt.FACTORIZATIONS]
+    assert (reused > 50).all() and (factorizations < 100).all()
+    w, q, f, g, solver = problems[0][:5]
     with pytest.raises(ValueError, match="outside region_rows"):
-        ActiveSetQp(w, q, f, g, solver, n_fixed=0, region_rows=rows[:4])
+        ActiveSetQp(w, q, f, g, solver, n_fixed=0, region_rows=[0, 1])
+
+
+def test_an_equality_on_a_variable_at_its_bound_is_not_singular(quiet):
+    """Q(s, a) with the first input fixed at its bound: the input's equality row and its
+    bound are both active, and the rows' multiplier is not unique. The steps answer
+    with the solver's optimum (the row's multiplier 0, the bound's carrying it)."""
+    w = cs.SX.sym("w", 3)
+    q = cs.SX.sym("q", 3)
+    f = 0.5 * cs.sumsqr(w) + cs.dot(q, w)
+    g = cs.vertcat(w[0], w[0] + w[1] + w[2])
+    bounds = dict(lbg=np.r_[1.0, -np.inf], ubg=np.r_[1.0, 2.0], lbx=-np.ones(3), ubx=np.ones(3))
+    solver = FreshConic("qpoases", {"printLevel": "none"}, **bounds)
+    qp = ActiveSetQp(w, q, f, g, solver, n_fixed=0)
+    reference = cs.qpsol("r", "qpoases", {"x": w, "p": q, "f": f, "g": g}, {"printLevel": "none"})
+    qk = np.array([-3.0, 0.1, 0.2])  # pushes w[0] past its upper bound 1
+    qp.solve(qk)
+    qp.active_set = np.array([3, 0, 2, 0, 0], dtype=np.int8)  # row and bound active
+    for _ in range(5):
+        qk = qk + np.array([0.0, 0.05, -0.05])
+        got = qp.solve(qk)
+        ref = reference(p=qk, **bounds)
+        assert got.status == "active set re-used"
+        np.testing.assert_allclose(got.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
 
 
 def test_active_set_steps_reach_the_optimum_without_the_solver(quiet):

@@ -219,7 +219,7 @@ def test_killed_at_random_moments_and_resumed_each_time(tmp_path):
     """Fault injection: SIGKILL at three random moments of training (drawn from a fixed
     seed), each time resumed from whatever checkpoint is on disk (or started again if
     none is yet); the run that finally completes is the uninterrupted run, bit for bit."""
-    length, every = ["--steps", "300"], ["--checkpoint-every", "4"]
+    length, every = ["--steps", "2000"], ["--checkpoint-every", "4"]
     full_out = tmp_path / "full.pkl"
     subprocess.run(
         _command("example_1", length, "--out", str(full_out), "--checkpoint-every", "0"),

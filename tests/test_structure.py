@@ -25,7 +25,7 @@ LAYERS = [
     # the settings of a run
     {"config"},
     # MPC definitions, QP re-solves, consensus, exploration, envs, release files
-    {"qp", "mpc", "consensus", "exploration", "envs", "legacy"},
+    {"qp", "mpc", "consensus", "exploration", "envs", "legacy", "admm_loop"},
     {"local_mpc"},
     {"admm", "baselines"},
     {"learning"},
