@@ -39,6 +39,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from . import factorizations
+
 #: Feasibility and multiplier-sign tolerance of an accepted active-set solution.
 KKT_TOLERANCE = 1e-9
 #: A pivot of the reduced KKT matrix below this, relative to its largest entry, makes
@@ -52,7 +54,7 @@ OPTIMAL, STEP, SINGULAR = 0, 1, 2
 # columns of QpArrays.dims
 N, M, OFF_N, OFF_M, OFF_NM, OFF_HP, OFF_AP, OFF_LU, OFF_S, S_MAX = range(10)
 # columns of QpArrays.counts
-N_W, N_WD, N_FD, N_FR, N_B = range(5)
+N_W, N_WD, N_FD, N_FR, N_B, N_RANK = range(6)
 # columns of QpArrays.stats
 REUSED, STEPS, FAILED, FACTORIZATIONS = range(4)
 
@@ -85,7 +87,7 @@ class QpArrays(NamedTuple):
     Fr: npt.NDArray[np.int64]  # the other free variables
     B: npt.NDArray[np.int64]  # bound variables
     pos: npt.NDArray[np.int64]  # position of a row of W / variable of Fr in R, or -1
-    counts: npt.NDArray[np.int64]  # (qps, 5): sizes of W, Wd, Fd, Fr, B
+    counts: npt.NDArray[np.int64]  # (qps, 6): sizes of W, Wd, Fd, Fr, B; rank of R
     lu: npt.NDArray[np.floating]  # LU factors of R, s_max**2 per QP
     piv: npt.NDArray[np.int64]
     sol: npt.NDArray[np.floating]  # scratch, s_max per QP
@@ -112,57 +114,6 @@ def prepare(a: QpArrays, i: int) -> None:
         a.h[d[OFF_N] + j] = 0.0
         if end - start == 1 and a.Hi[start] == j and a.Hx[start] > 0.0:
             a.h[d[OFF_N] + j] = a.Hx[start]
-
-
-@_jit
-def _lu(r: npt.NDArray, s: int, piv: npt.NDArray) -> bool:
-    """LU factors of the ``s x s`` row-major matrix in ``r``, in place, with row pivots;
-    ``False`` if a pivot is below :data:`PIVOT_TOLERANCE` times the largest entry."""
-    scale = 0.0
-    for k in range(s * s):
-        scale = max(scale, abs(r[k]))
-    if scale == 0.0:
-        return s == 0
-    tiny = PIVOT_TOLERANCE * scale
-    for k in range(s):
-        p, best = k, abs(r[k * s + k])
-        for row in range(k + 1, s):
-            v = abs(r[row * s + k])
-            if v > best:
-                p, best = row, v
-        if best <= tiny:
-            return False
-        piv[k] = p
-        if p != k:
-            for c in range(s):
-                r[k * s + c], r[p * s + c] = r[p * s + c], r[k * s + c]
-        pivot = r[k * s + k]
-        for row in range(k + 1, s):
-            factor = r[row * s + k] / pivot
-            r[row * s + k] = factor
-            if factor != 0.0:
-                for c in range(k + 1, s):
-                    r[row * s + c] -= factor * r[k * s + c]
-    return True
-
-
-@_jit
-def _lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
-    """Solve with :func:`_lu`'s factors, ``b`` in place."""
-    for k in range(s):
-        p = piv[k]
-        if p != k:
-            b[k], b[p] = b[p], b[k]
-    for k in range(s):
-        acc = b[k]
-        for c in range(k):
-            acc -= r[k * s + c] * b[c]
-        b[k] = acc
-    for k in range(s - 1, -1, -1):
-        acc = b[k]
-        for c in range(k + 1, s):
-            acc -= r[k * s + c] * b[c]
-        b[k] = acc / r[k * s + k]
 
 
 @_jit
@@ -235,7 +186,15 @@ def _factor(a: QpArrays, i: int) -> bool:
                 p2 = pos[a.Ai[k2]]
                 if act[a.Ai[k2]] != 0 and p2 >= 0:
                     lu[p * s + p2] -= v * a.Ax[k2]
-    ok = _lu(lu, s, a.piv[d[OFF_S] : d[OFF_S] + s])
+    piv = a.piv[d[OFF_S] : d[OFF_S] + s]
+    if n_fr == 0:  # R = -S with S positive semidefinite: dependent rows get lam = 0
+        for k in range(s * s):
+            lu[k] = -lu[k]
+        c[N_RANK] = factorizations.cholesky(lu, s, piv, PIVOT_TOLERANCE)
+        ok = True
+    else:
+        c[N_RANK] = s
+        ok = factorizations.lu(lu, s, piv, PIVOT_TOLERANCE)
     a.factored[i] = ok
     return ok
 
@@ -284,7 +243,12 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
             p = pos[a.Ai[k]]
             if act[a.Ai[k]] != 0 and p >= 0:
                 sol[p] -= a.Ax[k] * w[j]
-    _lu_solve(a.lu[d[OFF_LU] : d[OFF_LU] + s * s], s, a.piv[d[OFF_S] : d[OFF_S] + s], sol)
+    lu, piv = a.lu[d[OFF_LU] : d[OFF_LU] + s * s], a.piv[d[OFF_S] : d[OFF_S] + s]
+    rank = c[N_RANK]
+    if n_fr == 0:
+        factorizations.cholesky_solve(lu, s, piv, rank, sol)
+    else:
+        factorizations.lu_solve(lu, s, piv, sol)
     for r in range(m):
         lam[r] = 0.0
     for t in range(n_w):
@@ -303,15 +267,28 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
     for j in range(n):
         for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
             aw[a.Ai[k]] += a.Ax[k] * w[j]
-    for t in range(n_wd):
-        r = a.Wd[om + t]
-        target = up[r] if act[r] == 2 else lo[r]
-        if abs(aw[r] - target) > KKT_TOLERANCE * (1.0 + abs(target)):
-            return SINGULAR
-    # the next active set, if this point is not the optimum: rows whose multiplier has
-    # the wrong sign leave it, violated inactive rows enter it
+    # rows without free variables, and rows dependent on the others: consistent? If
+    # not, the bound variables in them leave their bounds
     guess = a.guess[onm : onm + n + m]
     step = False
+    for t in range(n_wd + s - rank):
+        r = a.Wd[om + t] if t < n_wd else a.W[om + piv[rank + t - n_wd] - n_fr]
+        target = up[r] if act[r] == 2 else lo[r]
+        if abs(aw[r] - target) > KKT_TOLERANCE * (1.0 + abs(target)):
+            for u in range(n_b):
+                j = a.B[on + u]
+                for k in range(a.Ap[ap + j], a.Ap[ap + j + 1]):
+                    if a.Ai[k] == r and a.Ax[k] != 0.0 and act[m + j] != 3:
+                        if not step:
+                            guess[:] = act
+                            step = True
+                        guess[m + j] = 0
+            if not step:
+                return SINGULAR
+    if step:
+        return STEP
+    # the next active set, if this point is not the optimum: rows whose multiplier has
+    # the wrong sign leave it, violated inactive rows enter it
     for t in range(n_w):
         r = a.W[om + t]
         if (act[r] == 1 and lam[r] > KKT_TOLERANCE) or (act[r] == 2 and lam[r] < -KKT_TOLERANCE):

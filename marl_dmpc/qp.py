@@ -112,7 +112,7 @@ class QpBatch:
             Fr=np.zeros(nn, dtype=np.int64),
             B=np.zeros(nn, dtype=np.int64),
             pos=np.full(nm, -1, dtype=np.int64),
-            counts=np.zeros((q, 5), dtype=np.int64),
+            counts=np.zeros((q, 6), dtype=np.int64),
             lu=np.zeros(int(total[5])),
             piv=np.zeros(int(total[6]), dtype=np.int64),
             sol=np.zeros(int(total[6])),

@@ -19,6 +19,8 @@ PACKAGE = ROOT / "marl_dmpc"
 LAYERS = [
     # the data-safety rule of every file written
     {"files"},
+    # compiled dense factorizations
+    {"factorizations"},
     # data, numerics, solver plumbing
     {"solvers", "network", "blocks", "casadi_call", "threads", "results"}
     | {"checkpoints", "discretization", "progress", "kkt", "conic", "mpcrl_compat"},

@@ -1,0 +1,120 @@
+"""Small dense factorizations, compiled (numba, no BLAS: the same bits on every CPU): LU
+with partial pivoting and Cholesky with diagonal pivoting of a positive semidefinite
+matrix, which finds its rank. The matrices are row-major ``s x s`` blocks of flat arrays
+(:mod:`marl_dmpc.kkt` keeps one per QP)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+@_jit
+def lu(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> bool:
+    """LU factors of the ``s x s`` row-major matrix in ``r``, in place, with row pivots;
+    ``False`` if a pivot is below ``tolerance`` times the largest entry."""
+    scale = 0.0
+    for k in range(s * s):
+        scale = max(scale, abs(r[k]))
+    if scale == 0.0:
+        return s == 0
+    tiny = tolerance * scale
+    for k in range(s):
+        p, best = k, abs(r[k * s + k])
+        for row in range(k + 1, s):
+            v = abs(r[row * s + k])
+            if v > best:
+                p, best = row, v
+        if best <= tiny:
+            return False
+        piv[k] = p
+        if p != k:
+            for c in range(s):
+                r[k * s + c], r[p * s + c] = r[p * s + c], r[k * s + c]
+        pivot = r[k * s + k]
+        for row in range(k + 1, s):
+            factor = r[row * s + k] / pivot
+            r[row * s + k] = factor
+            if factor != 0.0:
+                for c in range(k + 1, s):
+                    r[row * s + c] -= factor * r[k * s + c]
+    return True
+
+
+@_jit
+def lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
+    """Solve with :func:`lu`'s factors, ``b`` in place."""
+    for k in range(s):
+        p = piv[k]
+        if p != k:
+            b[k], b[p] = b[p], b[k]
+    for k in range(s):
+        acc = b[k]
+        for c in range(k):
+            acc -= r[k * s + c] * b[c]
+        b[k] = acc
+    for k in range(s - 1, -1, -1):
+        acc = b[k]
+        for c in range(k + 1, s):
+            acc -= r[k * s + c] * b[c]
+        b[k] = acc / r[k * s + k]
+
+
+@_jit
+def cholesky(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> int:
+    """Cholesky factor ``L`` (lower, in place) of the ``s x s`` row-major positive
+    semidefinite matrix in ``r`` with diagonal pivoting (``piv``: the rows in pivot
+    order), stopped where the largest remaining diagonal entry is below
+    ``tolerance`` times the largest one; its rank, so found."""
+    scale = 0.0
+    for k in range(s):
+        piv[k] = k
+        scale = max(scale, r[k * s + k])
+    tiny = tolerance * scale
+    for k in range(s):
+        p, best = k, r[k * s + k]
+        for j in range(k + 1, s):
+            if r[j * s + j] > best:
+                p, best = j, r[j * s + j]
+        if best <= tiny:
+            return k
+        if p != k:  # swap rows and columns k and p
+            piv[k], piv[p] = piv[p], piv[k]
+            for c in range(s):
+                r[k * s + c], r[p * s + c] = r[p * s + c], r[k * s + c]
+            for c in range(s):
+                r[c * s + k], r[c * s + p] = r[c * s + p], r[c * s + k]
+        root = np.sqrt(r[k * s + k])
+        r[k * s + k] = root
+        for row in range(k + 1, s):
+            r[row * s + k] /= root
+        for col in range(k + 1, s):  # the trailing matrix, both triangles
+            v = r[col * s + k]
+            if v != 0.0:
+                for row in range(k + 1, s):
+                    r[row * s + col] -= r[row * s + k] * v
+    return s
+
+
+@_jit
+def cholesky_solve(r: npt.NDArray, s: int, piv: npt.NDArray, rank: int, b: npt.NDArray) -> None:
+    """``b`` becomes ``x`` with ``-S x = b`` over the ``rank`` pivot rows of
+    :func:`cholesky`'s factors (``R = -S``), 0 on the others."""
+    x = np.empty(rank)
+    for k in range(rank):
+        acc = -b[piv[k]]
+        for c in range(k):
+            acc -= r[k * s + c] * x[c]
+        x[k] = acc / r[k * s + k]
+    for k in range(rank - 1, -1, -1):
+        acc = x[k]
+        for c in range(k + 1, rank):
+            acc -= r[c * s + k] * x[c]
+        x[k] = acc / r[k * s + k]
+    for k in range(s):
+        b[k] = 0.0
+    for k in range(rank):
+        b[piv[k]] = x[k]
