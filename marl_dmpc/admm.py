@@ -53,7 +53,7 @@ from .admm_loop import Loop
 from .config import AdmmSettings
 from .local_mpc import LocalMpc, LocalSolution
 from .network import Network
-from .qp import ActiveSetQp, QpBatch, QpSolution, active_set_from_multipliers
+from .qp import ActiveSetQp, QpBatch, QpSolution
 
 
 @dataclass
@@ -259,15 +259,11 @@ class AdmmCoordinator:
                 break
             i = int(loop.ints[loops.I_AGENT])
             sl = slices[i]
-            if qp_of[i] >= 0:  # the active-set steps failed: the QP's solver
+            if qp_of[i] >= 0:  # the active-set steps failed, or there is no active set
                 b = int(qp_of[i])
-                H, A = batch.dense(b)
-                lo, up = batch.bounds(b)
-                sol = qps[i].fallback_solve(H, A, loop.g[info.variables[b]], lo, up)
+                sol = qps[i].rescue(batch, b, loop.g[info.variables[b]])
                 solution = self._solution(mpcs[i], kind, static[i], loop, i, sol)
-                if sol.success:
-                    batch.set_active_set(b, active_set_from_multipliers(sol, lo, up, qps[i].m))
-                    loop.need_solver[i] = False
+                loop.need_solver[i] = not sol.success
             else:
                 solution = mpcs[i].solve(kind, static[i], loop.y_used[sl], loop.views_used[sl])
             outside[i], outside_it[i] = solution, loop.ints[loops.I_IT]

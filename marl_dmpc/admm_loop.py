@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from . import kkt
+from .compiled import jit
 from .kkt import QpArrays
 
 #: Residual balancing: from this iteration of a solve on (earlier, ``rho`` is nominal),
@@ -73,10 +73,7 @@ F_RHO, F_NEXT_RHO, F_TOL, F_DUAL_TOL = range(4)
 DONE, CONVERGED, SOLVE_OUTSIDE, NEW_RHO = range(4)
 
 
-_jit = numba.njit(cache=True, nogil=True)
-
-
-@_jit
+@jit
 def _average(L: Loop, values: npt.NDArray, out: npt.NDArray) -> None:
     """``out``: the average over every copy of each entry of ``z``."""
     out[:] = 0.0
@@ -86,14 +83,14 @@ def _average(L: Loop, values: npt.NDArray, out: npt.NDArray) -> None:
         out[k] /= L.counts[k]
 
 
-@_jit
+@jit
 def anderson_reset(L: Loop) -> None:
     L.ints[I_HAS] = 0
     L.ints[I_USED] = 0
     L.ints[I_NEXT] = 0
 
 
-@_jit
+@jit
 def anderson(L: Loop, d: npt.NDArray, g: npt.NDArray) -> bool:
     """Type-II Anderson acceleration of the fixed-point iteration ``d <- G(d)`` (Walker
     and Ni, "Anderson acceleration for fixed-point iterations", 2011): the next point is
@@ -175,7 +172,7 @@ def anderson(L: Loop, d: npt.NDArray, g: npt.NDArray) -> bool:
     return True
 
 
-@_jit
+@jit
 def iterate(a: QpArrays, L: Loop) -> int:
     """Run ADMM iterations from ``L``'s state until the cap, convergence, a local
     problem to solve outside (an agent of another solver, or a QP whose active-set
@@ -256,7 +253,7 @@ def iterate(a: QpArrays, L: Loop) -> int:
     return DONE
 
 
-@_jit
+@jit
 def _linear_term(a: QpArrays, L: Loop, i: int, b: int) -> None:
     """QP ``b``'s (agent ``i``'s) linear term at this iteration's ``d``."""
     on, nv = a.dims[b, kkt.OFF_N], a.dims[b, kkt.N]

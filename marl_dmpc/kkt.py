@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
-from . import factorizations
+from . import compiled
+from .compiled import jit
 
 #: Feasibility and multiplier-sign tolerance of an accepted active-set solution.
 KKT_TOLERANCE = 1e-9
@@ -57,8 +57,6 @@ N, M, OFF_N, OFF_M, OFF_NM, OFF_HP, OFF_AP, OFF_LU, OFF_S, S_MAX = range(10)
 N_W, N_WD, N_FD, N_FR, N_B, N_RANK = range(6)
 # columns of QpArrays.stats
 REUSED, STEPS, FAILED, FACTORIZATIONS = range(4)
-
-_jit = numba.njit(cache=True, nogil=True)
 
 
 class QpArrays(NamedTuple):
@@ -98,7 +96,7 @@ class QpArrays(NamedTuple):
     stats: npt.NDArray[np.int64]  # (qps, 4): see the column names above
 
 
-@_jit
+@jit
 def prepare(a: QpArrays, i: int) -> None:
     """After new data of QP ``i``: drop its factorization, widen its bounds by the
     tolerance, and find ``h``: per variable, its Hessian entry if its column holds only
@@ -116,7 +114,7 @@ def prepare(a: QpArrays, i: int) -> None:
             a.h[d[OFF_N] + j] = a.Hx[start]
 
 
-@_jit
+@jit
 def _factor(a: QpArrays, i: int) -> bool:
     """Factorize the reduced KKT matrix of QP ``i``'s active set; ``False`` if it is
     singular."""
@@ -190,16 +188,16 @@ def _factor(a: QpArrays, i: int) -> bool:
     if n_fr == 0:  # R = -S with S positive semidefinite: dependent rows get lam = 0
         for k in range(s * s):
             lu[k] = -lu[k]
-        c[N_RANK] = factorizations.cholesky(lu, s, piv, PIVOT_TOLERANCE)
+        c[N_RANK] = compiled.cholesky(lu, s, piv, PIVOT_TOLERANCE)
         ok = True
     else:
         c[N_RANK] = s
-        ok = factorizations.lu(lu, s, piv, PIVOT_TOLERANCE)
+        ok = compiled.lu(lu, s, piv, PIVOT_TOLERANCE)
     a.factored[i] = ok
     return ok
 
 
-@_jit
+@jit
 def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
     """The KKT point of QP ``i``'s (factorized) active set for the linear term ``g``:
     :data:`OPTIMAL` (in ``w``, ``lam``) if it satisfies the KKT conditions, else
@@ -246,9 +244,9 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
     lu, piv = a.lu[d[OFF_LU] : d[OFF_LU] + s * s], a.piv[d[OFF_S] : d[OFF_S] + s]
     rank = c[N_RANK]
     if n_fr == 0:
-        factorizations.cholesky_solve(lu, s, piv, rank, sol)
+        compiled.cholesky_solve(lu, s, piv, rank, sol)
     else:
-        factorizations.lu_solve(lu, s, piv, sol)
+        compiled.lu_solve(lu, s, piv, sol)
     for r in range(m):
         lam[r] = 0.0
     for t in range(n_w):
@@ -324,7 +322,7 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
     return STEP if step else OPTIMAL
 
 
-@_jit
+@jit
 def solve(a: QpArrays, i: int, g: npt.NDArray, steps: int) -> int:
     """Active-set steps on QP ``i`` from its active set (its factorization re-used if
     current; ``steps`` already taken): :data:`OPTIMAL` (point in ``w``, ``lam``; ``act``

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import casadi as cs
+import daqp
 import numpy as np
 import numpy.typing as npt
 
@@ -37,6 +38,10 @@ from .kkt import (
 )
 
 __all__ = ["ActiveSetQp", "DirectSolve", "FreshConic", "QpBatch", "QpSolution", "QpStructure"]
+
+
+#: DAQP's sense of an equality row: active and immutable.
+DAQP_EQUALITY = 5
 
 
 def _nonzeros(matrix: cs.SX) -> cs.SX:
@@ -281,8 +286,8 @@ class ActiveSetQp:
         self._fixed: npt.NDArray[np.floating] | None = None
         self._active: npt.NDArray[np.int8] | None = None
         #: Counts of solves answered from the last active set, after active-set steps,
-        #: and by the fallback solver; and of KKT factorizations.
-        self.stats = {"reused": 0, "guessed": 0, "solver": 0, "factorizations": 0}
+        #: from DAQP's active set, and by the fallback solver; and of KKT factorizations.
+        self.stats = {"reused": 0, "guessed": 0, "dual": 0, "solver": 0, "factorizations": 0}
 
     # ------------------------------------------------------------------ data
     def data(self, fixed: npt.NDArray[np.floating]) -> tuple[npt.NDArray[np.floating], ...]:
@@ -305,6 +310,26 @@ class ActiveSetQp:
         self._linear_slope = self._slope(p0)[0].copy()
         self._fixed = fixed.copy()
 
+    def rescue(self, batch: QpBatch, index: int, g: npt.NDArray[np.floating]) -> QpSolution:
+        """The optimum of QP ``index`` of ``batch`` (of this QP's structure and data) for
+        the linear term ``g``, where its active-set steps have failed (or it has no active
+        set yet): the steps again from the active set of DAQP's solution
+        (:func:`dual_active_set`; the answer is then theirs, to their precision), and the
+        fallback solver's answer if they fail again. The batch's active set becomes the answer's."""
+        H, A = batch.dense(index)
+        lo, up = batch.bounds(index)
+        active = dual_active_set(H, A, g, lo, up)
+        if active is not None:
+            batch.set_active_set(index, active)
+            if batch.solve(index, g):
+                self.stats["dual"] += 1
+                w, lam = batch.point(index)
+                return QpSolution(w.copy(), lam.copy(), True, "active set of DAQP")
+        solution = self.fallback_solve(H, A, g, lo, up)
+        if solution.success:
+            batch.set_active_set(index, active_set_from_multipliers(solution, lo, up, self.m))
+        return solution
+
     def fallback_solve(
         self,
         H: npt.NDArray[np.floating],
@@ -313,8 +338,9 @@ class ActiveSetQp:
         lo: npt.NDArray[np.floating],
         up: npt.NDArray[np.floating],
     ) -> QpSolution:
-        """The optimum from the fallback solver of the QP with dense ``H``, ``A``, the
-        linear term ``g`` and the bounds ``lo``, ``up`` of ``[A w; w]``."""
+        """The optimum from the fallback solver (a new qpOASES instance) of the QP with
+        dense ``H``, ``A``, the linear term ``g`` and the bounds ``lo``, ``up`` of
+        ``[A w; w]``."""
         self.stats["solver"] += 1
         return self._fallback.solve(H, A, g, lo[: self.m], up[: self.m])
 
@@ -354,12 +380,41 @@ class ActiveSetQp:
                 self._active = batch.active_set(0).copy()
                 w, lam = batch.point(0)
                 return QpSolution(w.copy(), lam.copy(), True, "active set re-used")
-        H, A = batch.dense(0)
-        lo, up = batch.bounds(0)
-        solution = self.fallback_solve(H, A, g, lo, up)
+        solution = self.rescue(batch, 0, g)
         if solution.success:
-            self._active = active_set_from_multipliers(solution, lo, up, self.m)
+            self._active = batch.active_set(0).copy()
         return solution
+
+
+def dual_active_set(
+    H: npt.NDArray[np.floating],
+    A: npt.NDArray[np.floating],
+    g: npt.NDArray[np.floating],
+    lo: npt.NDArray[np.floating],
+    up: npt.NDArray[np.floating],
+) -> npt.NDArray[np.int8] | None:
+    """The active set of DAQP's solution of ``min 1/2 w'Hw + g'w`` s.t. ``lo <= [A w; w]
+    <= up`` (``None`` if DAQP fails). DAQP (Arnstrom et al., "A dual active-set solver
+    for embedded quadratic programming using recursive LDL' updates", IEEE TAC 2022) is a
+    dual active-set method; a semidefinite ``H`` (slacks with linear costs) is
+    regularized proximally. It keeps no state between calls, so the answer depends on the
+    QP alone."""
+    m, n = A.shape
+    equal = lo == up
+    # DAQP's order: the variables' bounds, then the rows of A; 1e30 is its infinity
+    lower = np.maximum(np.concatenate((lo[m:], lo[:m])), -1e30)
+    upper = np.minimum(np.concatenate((up[m:], up[:m])), 1e30)
+    sense = np.concatenate((equal[m:], equal[:m])).astype(np.int32) * DAQP_EQUALITY
+    _, _, flag, info = daqp.solve(
+        np.ascontiguousarray(H), g, np.ascontiguousarray(A), upper, lower, sense
+    )
+    if flag <= 0:
+        return None
+    lam = np.asarray(info["lam"])
+    lam = np.concatenate((lam[n:], lam[:n]))
+    active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
+    active[equal] = 3
+    return active
 
 
 def active_set_from_multipliers(

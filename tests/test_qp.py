@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from marl_dmpc import kkt
+from marl_dmpc import qp as qp_module
 from marl_dmpc.casadi_call import BufferedFunction
 from marl_dmpc.qp import ActiveSetQp, FreshConic, QpBatch
 
@@ -37,7 +38,8 @@ def test_active_set_reuse_matches_the_solver(quiet):
         assert got.success
         np.testing.assert_allclose(got.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
         np.testing.assert_allclose(got.lam_g, np.asarray(ref["lam_g"]).ravel(), atol=1e-8)
-    assert fast.stats["reused"] > 30 and fast.stats["solver"] >= 1
+    # the first solve (no active set yet) goes to DAQP, then the steps
+    assert fast.stats["reused"] > 30 and fast.stats["dual"] >= 1
 
 
 def _moving_qp(rng, n=8, m=5):
@@ -163,3 +165,21 @@ def test_fresh_conic_answers_from_the_data_alone(quiet):
     qp = {"x": w, "f": 0.5 * cs.bilin(H, w, w) + cs.dot(linear[-1], w), "g": A @ w}
     ref = cs.qpsol("r", "qpoases", qp, {"printLevel": "none"})(lbg=-1, ubg=1, lbx=-1, ubx=1)
     np.testing.assert_allclose(alone.x, np.asarray(ref["x"]).ravel(), atol=1e-9)
+
+
+def test_a_qp_the_steps_fail_is_rescued_by_daqps_active_set_then_by_qpoases(quiet, monkeypatch):
+    rng = np.random.default_rng(4)
+    w, q, f, g, solver, reference, bounds = _moving_qp(rng)
+    qk = 2.0 * rng.normal(size=8)
+    ref = np.asarray(reference(p=qk, **bounds)["x"]).ravel()
+    fast = ActiveSetQp(w, q, f, g, solver, n_fixed=0)
+    got = fast.solve(qk)  # no active set yet
+    assert got.status == "active set of DAQP" and fast.stats["dual"] == 1
+    np.testing.assert_allclose(got.x, ref, atol=1e-9)
+    # DAQP failing: a new qpOASES instance answers
+    monkeypatch.setattr(qp_module, "dual_active_set", lambda *args: None)
+    fresh = ActiveSetQp(w, q, f, g, solver, n_fixed=0)
+    got = fresh.solve(qk)
+    assert fresh.stats["solver"] == 1 and fresh.stats["dual"] == 0
+    np.testing.assert_allclose(got.x, ref, atol=1e-9)
+    assert fresh.active_set is not None  # the next solve starts from its active set

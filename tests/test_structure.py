@@ -19,8 +19,8 @@ PACKAGE = ROOT / "marl_dmpc"
 LAYERS = [
     # the data-safety rule of every file written
     {"files"},
-    # compiled dense factorizations
-    {"factorizations"},
+    # the compiled kernels' decorator and dense factorizations
+    {"compiled"},
     # data, numerics, solver plumbing
     {"solvers", "network", "blocks", "casadi_call", "threads", "results"}
     | {"checkpoints", "discretization", "progress", "kkt", "conic", "mpcrl_compat"},

@@ -1,18 +1,51 @@
-"""Small dense factorizations, compiled (numba, no BLAS: the same bits on every CPU): LU
-with partial pivoting and Cholesky with diagonal pivoting of a positive semidefinite
-matrix, which finds its rank. The matrices are row-major ``s x s`` blocks of flat arrays
-(:mod:`marl_dmpc.kkt` keeps one per QP)."""
+"""What the compiled kernels share: their decorator (:func:`jit`) and small dense
+factorizations: LU with partial pivoting, and Cholesky with diagonal pivoting of a
+positive semidefinite matrix, which finds its rank. The matrices are row-major ``s x s``
+blocks of flat arrays (:mod:`marl_dmpc.kkt` keeps one per QP).
+
+The kernels (this module, :mod:`~marl_dmpc.kkt`, :mod:`~marl_dmpc.admm_loop`) are
+compiled by numba in nopython mode without fast-math and call no BLAS, so their
+arithmetic is the same on every CPU. numba caches a compiled function on disk, but it
+tells a stale cache only by the function's own file: a kernel that calls one of another
+module would keep that one's old code. :func:`jit` therefore names every kernel's cache
+after the source of all kernel modules together.
+"""
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-_jit = numba.njit(cache=True, nogil=True)
+#: The modules whose kernels call each other.
+KERNEL_MODULES = ("compiled", "kkt", "admm_loop")
+
+F = TypeVar("F", bound=Callable)
 
 
-@_jit
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for name in KERNEL_MODULES:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_DIGEST = _sources_digest()
+
+
+def jit(function: F) -> F:
+    """Compile ``function`` with numba (nopython, cached on disk, releasing the GIL);
+    its cache is named after the source of every kernel module (see above)."""
+    function.__qualname__ = f"{function.__qualname__}_{_DIGEST}"
+    return numba.njit(cache=True, nogil=True)(function)
+
+
+@jit
 def lu(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> bool:
     """LU factors of the ``s x s`` row-major matrix in ``r``, in place, with row pivots;
     ``False`` if a pivot is below ``tolerance`` times the largest entry."""
@@ -44,7 +77,7 @@ def lu(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> bool:
     return True
 
 
-@_jit
+@jit
 def lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
     """Solve with :func:`lu`'s factors, ``b`` in place."""
     for k in range(s):
@@ -63,7 +96,7 @@ def lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
         b[k] = acc / r[k * s + k]
 
 
-@_jit
+@jit
 def cholesky(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> int:
     """Cholesky factor ``L`` (lower, in place) of the ``s x s`` row-major positive
     semidefinite matrix in ``r`` with diagonal pivoting (``piv``: the rows in pivot
@@ -99,7 +132,7 @@ def cholesky(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> int:
     return s
 
 
-@_jit
+@jit
 def cholesky_solve(r: npt.NDArray, s: int, piv: npt.NDArray, rank: int, b: npt.NDArray) -> None:
     """``b`` becomes ``x`` with ``-S x = b`` over the ``rank`` pivot rows of
     :func:`cholesky`'s factors (``R = -S``), 0 on the others."""
