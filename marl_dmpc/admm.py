@@ -41,6 +41,7 @@ release's plain ADMM with 50 iterations).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ import numpy.typing as npt
 
 from . import admm_loop as loops
 from .admm_loop import Loop
+from .compiled import cycles_per_second
 from .config import AdmmSettings
 from .local_mpc import LocalMpc, LocalSolution
 from .network import Network
@@ -73,6 +75,10 @@ class AdmmResult:
         tolerance 0).
     success : bool
         Whether every local solve of the last iteration succeeded.
+    agent_seconds : ndarray or None
+        With :attr:`AdmmCoordinator.time_agents`: per iteration and agent, the seconds
+        of its local work (its local problem, including a solve outside the compiled
+        loop); else ``None``.
     """
 
     local: list[LocalSolution]
@@ -80,6 +86,16 @@ class AdmmResult:
     primal_residuals: npt.NDArray[np.floating]
     dual_residuals: npt.NDArray[np.floating]
     converged: bool
+    agent_seconds: npt.NDArray[np.floating] | None = None
+
+    @property
+    def own_machine_seconds(self) -> float:
+        """The solve's local work with every agent on its own machine: per iteration the
+        slowest agent's, summed (communication not counted). Needs
+        :attr:`agent_seconds`."""
+        if self.agent_seconds is None:
+            raise ValueError("the agents' local work was not timed (time_agents)")
+        return float(self.agent_seconds.max(axis=1).sum()) if self.iterations else 0.0
 
     @property
     def success(self) -> bool:
@@ -125,6 +141,9 @@ class AdmmCoordinator:
         the Anderson acceleration (:func:`~marl_dmpc.admm_loop.anderson`; 0 is plain
         ADMM, and it is used only with a tolerance). The coordinator gives ``rho`` to
         the local problems at every solve.
+    time_agents : bool, optional
+        Time every agent's local work in every iteration (for benchmarks:
+        :attr:`AdmmResult.agent_seconds`); the numbers are the same either way.
     """
 
     def __init__(
@@ -132,6 +151,7 @@ class AdmmCoordinator:
         network: Network,
         local_mpcs: Sequence[LocalMpc],
         settings: AdmmSettings,
+        time_agents: bool = False,
     ) -> None:
         if len(local_mpcs) != network.n_agents:
             raise ValueError("one local MPC per agent is needed")
@@ -162,6 +182,8 @@ class AdmmCoordinator:
         # the release's plain ADMM (tolerance 0) is never accelerated
         self._memory = settings.admm_memory if settings.admm_tol > 0 else 0
         self._kinds = {kind: self._kind(kind) for kind in ("V", "Q")}
+        self.time_agents = time_agents
+        self._cycles_per_second = cycles_per_second() if time_agents else 1.0
         self.reset()
         # compile the loop (or load it from numba's cache) now rather than in a solve
         for info in self._kinds.values():
@@ -259,6 +281,7 @@ class AdmmCoordinator:
                 break
             i = int(loop.ints[loops.I_AGENT])
             sl = slices[i]
+            start = time.perf_counter()
             if qp_of[i] >= 0:  # the active-set steps failed, or there is no active set
                 b = int(qp_of[i])
                 sol = qps[i].rescue(batch, b, loop.g[info.variables[b]])
@@ -266,6 +289,11 @@ class AdmmCoordinator:
                 loop.need_solver[i] = not sol.success
             else:
                 solution = mpcs[i].solve(kind, static[i], loop.y_used[sl], loop.views_used[sl])
+            if self.time_agents:
+                seconds = time.perf_counter() - start
+                loop.agent_cycles[loop.ints[loops.I_IT], i] += int(
+                    seconds * self._cycles_per_second
+                )
             outside[i], outside_it[i] = solution, loop.ints[loops.I_IT]
             if not solution.success:
                 failed = True
@@ -297,6 +325,11 @@ class AdmmCoordinator:
             primal_residuals=loop.primal[:iterations].copy(),
             dual_residuals=loop.dual[:iterations].copy(),
             converged=status == loops.CONVERGED,
+            agent_seconds=(
+                loop.agent_cycles[:iterations] / self._cycles_per_second
+                if self.time_agents
+                else None
+            ),
         )
 
     def _set_data(
@@ -341,8 +374,9 @@ class AdmmCoordinator:
             len(self.local_mpcs),
         )
         views = self.z[self._all_index]
-        ints = np.zeros(7, dtype=np.int64)
+        ints = np.zeros(8, dtype=np.int64)
         ints[loops.I_CAP], ints[loops.I_MEMORY] = settings.admm_iters, memory
+        ints[loops.I_TIMING] = self.time_agents
         n_vars = info.variables[-1].stop if info.variables else 0
         return Loop(
             aug_off=self._aug_off,
@@ -370,6 +404,7 @@ class AdmmCoordinator:
             gram=np.zeros((memory, memory)),
             f_prev=np.zeros(size),
             g_prev=np.zeros(size),
+            agent_cycles=np.zeros((settings.admm_iters if self.time_agents else 0, n), np.int64),
             ints=ints,
             floats=np.array([rho, rho, settings.admm_tol, settings.admm_dual_tol]),
         )

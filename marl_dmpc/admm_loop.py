@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import kkt
-from .compiled import jit
+from .compiled import cycles, jit
 from .kkt import QpArrays
 
 #: Residual balancing: from this iteration of a solve on (earlier, ``rho`` is nominal),
@@ -59,14 +59,17 @@ class Loop(NamedTuple):
     gram: npt.NDArray[np.floating]  # F F'
     f_prev: npt.NDArray[np.floating]
     g_prev: npt.NDArray[np.floating]
-    ints: npt.NDArray[np.int64]  # see the _I_* names
-    floats: npt.NDArray[np.floating]  # see the _F_* names
+    agent_cycles: npt.NDArray[np.int64]  # with I_TIMING: per iteration and agent, the
+    # cycles of its local work (shape (cap, agents); (0, agents) without)
+    ints: npt.NDArray[np.int64]  # see the I_* names
+    floats: npt.NDArray[np.floating]  # see the F_* names
 
 
-# entries of _Loop.ints: the iteration, the agent to solve next, Anderson's history (has
-# a previous point, rows in use, the next row), the iteration cap and the memory
-I_IT, I_AGENT, I_HAS, I_USED, I_NEXT, I_CAP, I_MEMORY = range(7)
-# entries of _Loop.floats: rho, the next iteration's rho, the two tolerances
+# entries of Loop.ints: the iteration, the agent to solve next, Anderson's history (has
+# a previous point, rows in use, the next row), the iteration cap, the memory, and
+# whether the agents' local work is timed
+I_IT, I_AGENT, I_HAS, I_USED, I_NEXT, I_CAP, I_MEMORY, I_TIMING = range(8)
+# entries of Loop.floats: rho, the next iteration's rho, the two tolerances
 F_RHO, F_NEXT_RHO, F_TOL, F_DUAL_TOL = range(4)
 # what the compiled iteration returns: the cap reached, converged, an agent to solve
 # outside (I_AGENT), a new rho (the QPs' data to update)
@@ -181,6 +184,7 @@ def iterate(a: QpArrays, L: Loop) -> int:
     cap, tol, dual_tol = L.ints[I_CAP], L.floats[F_TOL], L.floats[F_DUAL_TOL]
     size = len(L.y)
     z_new = np.empty(len(L.z))
+    timing = L.ints[I_TIMING] != 0
     while L.ints[I_IT] < cap:
         it, rho = L.ints[I_IT], L.floats[F_RHO]
         if L.ints[I_AGENT] == 0:
@@ -201,16 +205,21 @@ def iterate(a: QpArrays, L: Loop) -> int:
                 if b >= 0:
                     _linear_term(a, L, i, b)
                 return SOLVE_OUTSIDE
+            start = cycles() if timing else 0
             _linear_term(a, L, i, b)
             factorizations = a.stats[b, kkt.FACTORIZATIONS]
             on = a.dims[b, kkt.OFF_N]
-            if kkt.solve(a, b, L.g[on : on + a.dims[b, kkt.N]], 0) != kkt.OPTIMAL:
+            solved = kkt.solve(a, b, L.g[on : on + a.dims[b, kkt.N]], 0) == kkt.OPTIMAL
+            if solved:
+                for e in range(lo, hi):
+                    L.x[e] = a.w[L.aug_pos[e]]
+            if timing:
+                L.agent_cycles[it, i] += cycles() - start
+            if not solved:
                 L.ints[I_AGENT] = i
                 return SOLVE_OUTSIDE
             if a.stats[b, kkt.FACTORIZATIONS] != factorizations:
                 anderson_reset(L)  # the active set changed: so did the map d -> x
-            for e in range(lo, hi):
-                L.x[e] = a.w[L.aug_pos[e]]
         L.ints[I_AGENT] = 0
         _average(L, L.x, z_new)
         primal = dual = 0.0

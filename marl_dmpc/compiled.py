@@ -14,6 +14,7 @@ after the source of all kernel modules together.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +22,10 @@ from typing import TypeVar
 import numba
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: The modules whose kernels call each other.
 KERNEL_MODULES = ("compiled", "kkt", "admm_loop")
@@ -43,6 +48,34 @@ def jit(function: F) -> F:
     its cache is named after the source of every kernel module (see above)."""
     function.__qualname__ = f"{function.__qualname__}_{_DIGEST}"
     return numba.njit(cache=True, nogil=True)(function)
+
+
+@intrinsic
+def _read_cycle_counter(typingctx):  # noqa: ANN001, ANN202 (numba's signature)
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        function_type = ir.FunctionType(ir.IntType(64), [])
+        counter = cgutils.get_or_insert_function(
+            builder.module, function_type, "llvm.readcyclecounter"
+        )
+        return builder.call(counter, [])
+
+    return types.int64(), codegen
+
+
+@jit
+def cycles() -> int:
+    """The CPU's cycle counter (on x86 its time-stamp counter, which ticks at a constant
+    rate): a clock the kernels can read, which Python's clocks are not."""
+    return _read_cycle_counter()
+
+
+def cycles_per_second(interval: float = 0.05) -> float:
+    """The rate of :func:`cycles`, measured against ``time.perf_counter`` over
+    ``interval`` seconds."""
+    cycles()  # compiled (or loaded) before the measurement
+    start_cycles, start = cycles(), time.perf_counter()
+    time.sleep(interval)
+    return (cycles() - start_cycles) / (time.perf_counter() - start)
 
 
 @jit

@@ -241,7 +241,13 @@ SMOKE: dict[str, Smoke] = {
         _printed("release |", "default |", "ratio release/default"),
     ),
     "benchmarks/bench_scale.py": Smoke(
-        ["benchmarks/bench_scale.py", "--agents", "3", "--steps", "2"], _printed("3 |")
+        ["benchmarks/bench_scale.py", "--agents", "3", "--steps", "2"]
+        + ["--figure", "{tmp}/scale.png"],
+        _files("scale.png", 1, printed="3 |"),
+    ),
+    "benchmarks/bench_local_qp.py": Smoke(
+        ["benchmarks/bench_local_qp.py", "--steps", "2"],
+        _printed("active set (own) |", "qpOASES hot start |"),
     ),
     "benchmarks/bench_power.py": Smoke(
         ["benchmarks/bench_power.py", "--episodes", "1"], _printed("distributed")

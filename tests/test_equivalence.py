@@ -171,3 +171,25 @@ def test_anderson_acceleration_reaches_the_same_solution_sooner(setup, quiet):
     assert abs(plain.values.sum() - accelerated.values.sum()) < 1e-7
     np.testing.assert_allclose(plain.action, accelerated.action, atol=1e-7)
     assert accelerated.iterations < plain.iterations
+
+
+def test_timing_the_agents_changes_no_number(setup, quiet):
+    """With ``time_agents`` every agent's local work is timed per iteration (the
+    own-machine time sums the slowest agent's per iteration), and the solve is the same
+    to the last bit."""
+    definition, net, local, _ = setup
+    state, pars = random_case(definition, net, np.random.default_rng(7))
+    parameters = agent_parameters(local, pars, state, "V", np.zeros(3))
+    settings = AdmmSettings(rho=0.5, admm_iters=300, admm_tol=1e-9, admm_dual_tol=1e-8)
+    start = [mpc.active_sets() for mpc in local]
+    plain = AdmmCoordinator(net, local, settings).solve("V", parameters)
+    for mpc, active_sets in zip(local, start, strict=True):  # the same warm start
+        mpc.set_active_sets(active_sets)
+    timed = AdmmCoordinator(net, local, settings, time_agents=True).solve("V", parameters)
+    assert plain.agent_seconds is None
+    np.testing.assert_array_equal(plain.primal_residuals, timed.primal_residuals)
+    np.testing.assert_array_equal(plain.action, timed.action)
+    seconds = timed.agent_seconds
+    assert seconds.shape == (timed.iterations, 3) and (seconds > 0).all()
+    assert timed.own_machine_seconds == seconds.max(axis=1).sum()
+    assert timed.own_machine_seconds < seconds.sum()
