@@ -7,10 +7,11 @@ memory is the run's own):
     solved beside every step (``--solver ipopt --admm-iters 50 --admm-tol 0
     --check-centralized``);
 (b) the project's default;
+(c) the project's centralized learner (``--centralized``);
 
 and prints for each: ms per training step (median and mean), ADMM iterations per solve
-(mean, max), peak memory; then the ratio a/b and the largest difference between the two
-runs' final parameters. Figures only, no pass/fail.
+(mean, max; none for the centralized learner), peak memory; then the ratio a/b and the
+largest difference between the final parameters of a and b. Figures only, no pass/fail.
 
     python benchmarks/bench_example_1.py [--steps 300] [--seed 1]
 """
@@ -40,6 +41,7 @@ CONFIGURATIONS = {
         "--check-centralized",
     ],
     "default": [],
+    "centralized": ["--centralized"],
 }
 
 
@@ -72,13 +74,13 @@ def run(
 
 def summary(name: str, result: dict) -> dict[str, float]:
     step_ms = 1e3 * result["step_times_s"]
-    iterations = result["admm_iterations"]
+    iterations = np.asarray(result["admm_iterations"], dtype=float)
     return {
         "configuration": name,
         "median ms/step": float(np.median(step_ms)),
         "mean ms/step": float(np.mean(step_ms)),
-        "ADMM its mean": float(iterations.mean()),
-        "ADMM its max": int(iterations.max()),
+        "ADMM its mean": float(iterations.mean()) if iterations.size else float("nan"),
+        "ADMM its max": int(iterations.max()) if iterations.size else 0,
         "peak MB": float(result["peak_memory_mb"]),
     }
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" | ".join(header))
     for row in rows:
         print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()))
-    a, b = rows
+    a, b = rows[0], rows[1]  # the release's configuration, the default
     print(f"ratio release/default, mean ms/step: {a['mean ms/step'] / b['mean ms/step']:.1f}")
     print(f"ratio release/default, median ms/step: {a['median ms/step'] / b['median ms/step']:.1f}")
     pa, pb = results["release"]["params"], results["default"]["params"]

@@ -167,7 +167,7 @@ def draw(rows: list[dict], path: Path) -> None:
     n = [row["n"] for row in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
     left.plot(n, [row["per agent ms"] for row in rows], "o-", label="distributed, per agent")
-    left.set(xscale="log", xlabel="agents n", ylabel="ms per Q(s, a)", ylim=(0, None))
+    left.set(xscale="log", xlabel="agents n", ylabel="ms per Q(s, a) and agent", ylim=(0, None))
     left.legend()
     right.plot(
         n, [row["own machine Q ms"] for row in rows], "o-", label="every agent on its own machine"
@@ -176,6 +176,9 @@ def draw(rows: list[dict], path: Path) -> None:
     right.plot(n, [row["centralized Q ms"] for row in rows], "^-", label="centralized")
     right.set(xscale="log", yscale="log", xlabel="agents n", ylabel="ms per Q(s, a)")
     right.legend()
+    for axes in (left, right):
+        axes.set_xticks(n, [str(k) for k in n])
+        axes.minorticks_off()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)

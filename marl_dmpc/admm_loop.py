@@ -117,12 +117,16 @@ def anderson(L: Loop, d: npt.NDArray, g: npt.NDArray) -> bool:
             G[k, e] = g[e] - L.g_prev[e]
         used = max(L.ints[I_USED], k + 1)
         L.ints[I_USED] = used
+        # the dot products side by side (each summed in the order of e, as one at a
+        # time would be: the same bits, without one long chain of dependent additions)
+        column = np.zeros(used)
+        for e in range(size):
+            fk = F[k, e]
+            for r in range(used):
+                column[r] += F[r, e] * fk
         for r in range(used):
-            acc = 0.0
-            for e in range(size):
-                acc += F[r, e] * F[k, e]
-            gram[k, r] = acc
-            gram[r, k] = acc
+            gram[k, r] = column[r]
+            gram[r, k] = column[r]
         L.ints[I_NEXT] = (k + 1) % memory
     for e in range(size):
         L.f_prev[e] = g[e] - d[e]
@@ -139,11 +143,11 @@ def anderson(L: Loop, d: npt.NDArray, g: npt.NDArray) -> bool:
     shift = ANDERSON_REGULARIZATION * trace / used
     chol = np.empty((used, used))
     rhs = np.empty(used)
-    for r in range(used):
-        acc = 0.0
-        for e in range(size):
-            acc += F[r, e] * L.f_prev[e]
-        rhs[r] = acc
+    rhs[:] = 0.0
+    for e in range(size):
+        fe = L.f_prev[e]
+        for r in range(used):
+            rhs[r] += F[r, e] * fe
     for r in range(used):
         for c in range(r + 1):
             acc = gram[r, c] + (shift if r == c else 0.0)
