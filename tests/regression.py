@@ -48,12 +48,15 @@ KERNELS = ("Haswell", "SkylakeX", "Sandybridge", "Prescott")
 #: Largest absolute difference from the reference that a run under another kernel may
 #: show, per field (``params`` for every parameter history). Ten times the largest drift
 #: measured by ``python -m tests.regression --drift`` over :data:`KERNELS` on an
-#: AVX-512 Xeon (example 1 distributed in every case; the centralized learners and
-#: the power system drift by 4e-9 or less): states 1.6e-7, actions 9.7e-7, costs 1.1e-6,
-#: TD errors 1.1e-6, episode costs 1.7e-6, parameters 4.9e-10. The drift is ADMM's:
-#: a solve stops once its residuals are below the tolerance (3e-8), and where it stops
-#: depends on the rounding, so the local solutions differ at the level that tolerance
-#: leaves.
+#: AVX-512 Xeon before ADMM was compiled (example 1 distributed in every case; the
+#: centralized learners and the power system drift by 4e-9 or less): states 1.6e-7,
+#: actions 9.7e-7, costs 1.1e-6, TD errors 1.1e-6, episode costs 1.7e-6, parameters
+#: 4.9e-10. Measured again with the compiled ADMM (whose kernels call no BLAS), Haswell
+#: and SkylakeX agree to the last bit and Sandybridge and Prescott drift by the same
+#: amounts (states 1.6e-7, actions 1.0e-6, TD errors 1.2e-6, episode costs 1.8e-6,
+#: parameters 5.4e-10, ADMM iterations per solve 7.6 %), through the learners' NumPy
+#: arithmetic: a last-bit difference in the parameters moves where an ADMM solve crosses
+#: its tolerance (3e-8), and the local solutions differ at the level it leaves.
 TOLERANCES = {
     "states": 2e-6,
     "actions": 1e-5,
