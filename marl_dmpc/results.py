@@ -92,12 +92,24 @@ def blas_kernel() -> str:
     return str(blas[0].get("architecture") or blas[0].get("internal_api")) if blas else "unknown"
 
 
+def _distribution_version(name: str) -> str:
+    """An installed distribution's version (for a module without ``__version__``)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and of the libraries a run depends on, and the BLAS kernel."""
     import casadi
     import csnlp
+    import daqp
     import gymnasium
     import mpcrl
+    import numba
     import scipy
 
     from . import __version__
@@ -112,6 +124,10 @@ def versions() -> dict[str, str]:
         "csnlp": csnlp.__version__,
         "mpcrl": mpcrl.__version__,
         "gymnasium": gymnasium.__version__,
+        "numba": numba.__version__,
+        # DAQP's active sets restart the local QPs' steps: a different version can take
+        # another path to the same optimum, and the trajectories differ in their last bits
+        "daqp": getattr(daqp, "__version__", _distribution_version("daqp")),
         "blas_kernel": blas_kernel(),
     }
 
