@@ -53,7 +53,6 @@ class _Recorder:
 
     def __init__(self, qp: ActiveSetQp, kind: str, calls: list) -> None:
         self.qp, self.kind, self.calls = qp, kind, calls
-        self.fallbacks = 0
 
     def solve(self, p: np.ndarray):
         self.calls.append((self.kind, p.copy()))
@@ -84,18 +83,16 @@ def problems(calls: list, qps: dict[str, ActiveSetQp]) -> list[dict]:
     out, last = [], {}
     for kind, p in calls:
         qp = qps[kind]
-        fixed = p[: qp._n_fixed]
+        fixed = p[: qp.n_fixed]
         new = kind not in last or not np.array_equal(last[kind][0], fixed)
         if new:
-            Hx, Ax, lo, up, linear0 = qp.data(fixed)
+            Hx, Ax, lo, up, _ = qp.data(fixed)
             batch = QpBatch([qp.structure])
             batch.set_data(0, Hx, Ax, lo, up)
             H, A = batch.dense(0)
-            p0 = np.concatenate((fixed, np.zeros(len(p) - len(fixed))))
-            slope = qp._slope(p0)[0].copy()
-            last[kind] = (fixed, Hx, Ax, H, A, lo, up, linear0, slope)
-        _, Hx, Ax, H, A, lo, up, linear0, slope = last[kind]
-        g = linear0 + slope @ p[len(fixed) :]
+            last[kind] = (fixed, Hx, Ax, H, A, lo, up)
+        _, Hx, Ax, H, A, lo, up = last[kind]
+        g = qp.linear_term(p)
         out.append(dict(kind=kind, new=new, Hx=Hx, Ax=Ax, H=H, A=A, g=g, lo=lo, up=up, qp=qp))
     return out
 

@@ -140,9 +140,6 @@ class QpBatch:
             )
         }
 
-    def __len__(self) -> int:
-        return len(self.structures)
-
     def _slice(self, i: int, size: str) -> slice:
         return self._slices[size][i]
 
@@ -189,17 +186,11 @@ class QpBatch:
         """QP ``i``'s last optimal point: primal and constraint multipliers (views)."""
         return self.arrays.w[self._slice(i, "n")], self.arrays.lam[self._slice(i, "m")]
 
-    def set_point(self, i: int, w: npt.ArrayLike, lam: npt.ArrayLike) -> None:
-        """Set QP ``i``'s point (e.g. a solver's answer)."""
-        self.arrays.w[self._slice(i, "n")] = w
-        self.arrays.lam[self._slice(i, "m")] = lam
-
-    def solve(self, i: int, g: npt.NDArray[np.floating], first_step: bool = False) -> bool:
+    def solve(self, i: int, g: npt.NDArray[np.floating]) -> bool:
         """Active-set steps on QP ``i`` with the linear term ``g``, from its current active
-        set (``first_step``: counted as one step already); whether they reached the
-        optimum (then :meth:`point`) within :data:`ACTIVE_SET_STEPS`."""
-        steps = 1 if first_step else 0
-        return kkt.solve(self.arrays, i, np.asarray(g, dtype=float), steps) == OPTIMAL
+        set; whether they reached the optimum (then :meth:`point`) within
+        :data:`~marl_dmpc.kkt.ACTIVE_SET_STEPS`."""
+        return kkt.solve(self.arrays, i, np.asarray(g, dtype=float), 0) == OPTIMAL
 
 
 class ActiveSetQp:
@@ -300,6 +291,17 @@ class ActiveSetQp:
         up = np.concatenate((self.ubg - g0, self.ubx))
         return Hx, Ax, lo, up, linear0
 
+    @property
+    def n_fixed(self) -> int:
+        """How many of the first parameters the matrices may depend on (see the class)."""
+        return self._n_fixed
+
+    def linear_term(self, p: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """The cost's linear term at the parameters ``p`` (the data of the QP of ``p``'s
+        fixed part set, as for :meth:`solve`)."""
+        self._set_fixed(p)
+        return self._linear0 + self._linear_slope @ p[self._n_fixed :]
+
     def _set_fixed(self, p: npt.NDArray[np.floating]) -> None:
         fixed = p[: self._n_fixed]
         if self._fixed is not None and np.array_equal(fixed, self._fixed):
@@ -367,8 +369,7 @@ class ActiveSetQp:
     def solve(self, p: npt.NDArray[np.floating]) -> QpSolution:
         """The QP's optimum for the parameters ``p``; the active-set steps start from
         the last optimal active set."""
-        self._set_fixed(p)
-        g = self._linear0 + self._linear_slope @ p[self._n_fixed :]
+        g = self.linear_term(p)
         batch = self._batch
         if self._active is not None:
             batch.set_active_set(0, self._active)
