@@ -123,7 +123,6 @@ class _Kind:
     batch: QpBatch  # the QPs solved by the compiled active-set steps
     qp_of: npt.NDArray[np.int64]  # agent -> its QP in the batch, -1 if solved outside
     aug_pos: npt.NDArray[np.int64]  # the batch's QP variable under each entry of x_aug
-    variables: list[slice]  # per QP of the batch: its variables in a V-vector
 
 
 class AdmmCoordinator:
@@ -192,13 +191,12 @@ class AdmmCoordinator:
             loops.iterate(info.batch.arrays, idle)
 
     def _kind(self, kind: str) -> _Kind:
-        structures, qp_of, aug_pos, variables, offset = [], [], [], [], 0
+        structures, qp_of, aug_pos, offset = [], [], [], 0
         for mpc in self.local_mpcs:
             problem = mpc.problems[kind]
             if isinstance(problem.solver, ActiveSetQp):
                 qp_of.append(len(structures))
                 aug_pos.append(problem.aug_index + offset)
-                variables.append(slice(offset, offset + problem.solver.n))
                 offset += problem.solver.n
                 structures.append(problem.solver.structure)
             else:
@@ -208,7 +206,6 @@ class AdmmCoordinator:
             batch=QpBatch(structures),
             qp_of=np.asarray(qp_of, dtype=np.int64),
             aug_pos=np.concatenate(aug_pos).astype(np.int64),
-            variables=variables,
         )
 
     def reset(self) -> None:
@@ -284,7 +281,7 @@ class AdmmCoordinator:
             start = time.perf_counter()
             if qp_of[i] >= 0:  # the active-set steps failed, or there is no active set
                 b = int(qp_of[i])
-                sol = qps[i].rescue(batch, b, loop.g[info.variables[b]])
+                sol = qps[i].rescue(batch, b, loop.g[batch.variables(b)])
                 solution = self._solution(mpcs[i], kind, static[i], loop, i, sol)
                 loop.need_solver[i] = not sol.success
             else:
@@ -348,11 +345,11 @@ class AdmmCoordinator:
             if b >= 0:
                 Hx, Ax, lo, up, linear0 = mpc.problems[kind].solver.data(static[-1])
                 info.batch.set_data(b, Hx, Ax, lo, up)
-                loop.linear0[info.variables[b]] = linear0
+                loop.linear0[info.batch.variables(b)] = linear0
         return static
 
-    @staticmethod
     def _solution(
+        self,
         mpc: LocalMpc,
         kind: str,
         static: npt.NDArray[np.floating],
@@ -361,7 +358,7 @@ class AdmmCoordinator:
         solution: QpSolution,
     ) -> LocalSolution:
         """Agent ``i``'s local solution from its QP's ``solution`` in this iteration."""
-        sl = slice(int(loop.aug_off[i]), int(loop.aug_off[i + 1]))
+        sl = self._slices[i]
         p = np.concatenate((static, loop.y_used[sl], loop.views_used[sl]))
         return mpc.solution(kind, solution, p)
 
@@ -377,7 +374,7 @@ class AdmmCoordinator:
         ints = np.zeros(8, dtype=np.int64)
         ints[loops.I_CAP], ints[loops.I_MEMORY] = settings.admm_iters, memory
         ints[loops.I_TIMING] = self.time_agents
-        n_vars = info.variables[-1].stop if info.variables else 0
+        n_vars = len(info.batch.arrays.w)
         return Loop(
             aug_off=self._aug_off,
             aug_pos=info.aug_pos,

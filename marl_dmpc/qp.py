@@ -143,6 +143,10 @@ class QpBatch:
     def _slice(self, i: int, size: str) -> slice:
         return self._slices[size][i]
 
+    def variables(self, i: int) -> slice:
+        """QP ``i``'s variables in a vector over all the batch's variables."""
+        return self._slices["n"][i]
+
     def set_data(
         self,
         i: int,
@@ -329,7 +333,7 @@ class ActiveSetQp:
                 return QpSolution(w.copy(), lam.copy(), True, "active set of DAQP")
         solution = self.fallback_solve(H, A, g, lo, up)
         if solution.success:
-            batch.set_active_set(index, active_set_from_multipliers(solution, lo, up, self.m))
+            batch.set_active_set(index, active_set_from_multipliers(solution, lo, up))
         return solution
 
     def fallback_solve(
@@ -412,19 +416,23 @@ def dual_active_set(
     if flag <= 0:
         return None
     lam = np.asarray(info["lam"])
-    lam = np.concatenate((lam[n:], lam[:n]))
-    active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
-    active[equal] = 3
-    return active
+    return _active_set(np.concatenate((lam[n:], lam[:n])), equal)
 
 
 def active_set_from_multipliers(
-    solution: QpSolution, lo: npt.NDArray[np.floating], up: npt.NDArray[np.floating], m: int
+    solution: QpSolution, lo: npt.NDArray[np.floating], up: npt.NDArray[np.floating]
 ) -> npt.NDArray[np.int8]:
     """The active set of a solver's ``solution`` of a QP with the bounds ``lo``, ``up`` of
-    ``[A w; w]``: rows with a positive multiplier at their upper bound, a negative one
-    at their lower bound, equalities (``lo == up``) always."""
-    lam = np.concatenate((solution.lam_g, solution.lam_x))
+    ``[A w; w]`` (see :func:`_active_set`)."""
+    return _active_set(np.concatenate((solution.lam_g, solution.lam_x)), lo == up)
+
+
+def _active_set(
+    lam: npt.NDArray[np.floating], equal: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int8]:
+    """The active set of the multipliers ``lam`` of ``[A w; w]``'s rows: a row with a
+    positive multiplier at its upper bound, a negative one at its lower bound, an
+    equality (``equal``) always."""
     active = np.where(lam > 0, 2, np.where(lam < 0, 1, 0)).astype(np.int8)
-    active[lo == up] = 3
+    active[equal] = 3
     return active
