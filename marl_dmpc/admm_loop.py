@@ -54,9 +54,12 @@ class Loop(NamedTuple):
     views_used: npt.NDArray[np.floating]
     primal: npt.NDArray[np.floating]  # the residuals after every iteration
     dual: npt.NDArray[np.floating]
-    F: npt.NDArray[np.floating]  # Anderson: residual differences (memory x S)
-    G: npt.NDArray[np.floating]  # and step differences
-    gram: npt.NDArray[np.floating]  # F F'
+    F: npt.NDArray[np.floating]  # Anderson: residual differences (S x memory)
+    G: npt.NDArray[np.floating]  # and step differences (memory x S)
+    gram: npt.NDArray[np.floating]  # F' F
+    chol: npt.NDArray[np.floating]  # its Cholesky factor, transposed (memory x memory)
+    column: npt.NDArray[np.floating]  # scratch: gram's new row (memory)
+    rhs: npt.NDArray[np.floating]  # F' f, then the coefficients (memory)
     f_prev: npt.NDArray[np.floating]
     g_prev: npt.NDArray[np.floating]
     agent_cycles: npt.NDArray[np.int64]  # with I_TIMING: per iteration and agent, the
@@ -108,74 +111,76 @@ def anderson(L: Loop, d: npt.NDArray, g: npt.NDArray) -> bool:
     if memory == 0:
         d[:] = g
         return False
-    F, G, gram = L.F, L.G, L.gram
-    if L.ints[I_HAS]:
-        k = L.ints[I_NEXT]
+    # F is kept transposed (size x memory) and G not, so that every loop below runs
+    # along contiguous memory over independent sums, each summed in the same order as
+    # one at a time would be: the same bits, without long chains of dependent additions
+    F, G, gram, rhs = L.F, L.G, L.gram, L.rhs
+    if not L.ints[I_HAS]:
         for e in range(size):
-            f = g[e] - d[e]
-            F[k, e] = f - L.f_prev[e]
-            G[k, e] = g[e] - L.g_prev[e]
-        used = max(L.ints[I_USED], k + 1)
-        L.ints[I_USED] = used
-        # the dot products side by side (each summed in the order of e, as one at a
-        # time would be: the same bits, without one long chain of dependent additions)
-        column = np.zeros(used)
-        for e in range(size):
-            fk = F[k, e]
-            for r in range(used):
-                column[r] += F[r, e] * fk
-        for r in range(used):
-            gram[k, r] = column[r]
-            gram[r, k] = column[r]
-        L.ints[I_NEXT] = (k + 1) % memory
-    for e in range(size):
-        L.f_prev[e] = g[e] - d[e]
-        L.g_prev[e] = g[e]
-    L.ints[I_HAS] = 1
-    used = L.ints[I_USED]
-    if used == 0:
+            L.f_prev[e] = g[e] - d[e]
+            L.g_prev[e] = g[e]
+        L.ints[I_HAS] = 1
         d[:] = g
         return False
-    # (gram + reg I) gamma = F f, by Cholesky
+    k = L.ints[I_NEXT]
+    used = max(L.ints[I_USED], k + 1)
+    L.ints[I_USED] = used
+    L.ints[I_NEXT] = (k + 1) % memory
+    # the new differences, and in one pass gram's new row F F_k and the right-hand
+    # side F f
+    column = L.column
+    column[:used] = 0.0
+    rhs[:used] = 0.0
+    for e in range(size):
+        f = g[e] - d[e]
+        fk = f - L.f_prev[e]
+        F[e, k] = fk
+        G[k, e] = g[e] - L.g_prev[e]
+        L.f_prev[e] = f
+        L.g_prev[e] = g[e]
+        for r in range(used):
+            column[r] += F[e, r] * fk
+            rhs[r] += F[e, r] * f
+    for r in range(used):
+        gram[k, r] = column[r]
+        gram[r, k] = column[r]
+    # (gram + reg I) gamma = F f, by Cholesky, column by column (chol[c, r] is the
+    # factor's entry (r, c))
     trace = 0.0
     for r in range(used):
         trace += gram[r, r]
     shift = ANDERSON_REGULARIZATION * trace / used
-    chol = np.empty((used, used))
-    rhs = np.empty(used)
-    rhs[:] = 0.0
-    for e in range(size):
-        fe = L.f_prev[e]
-        for r in range(used):
-            rhs[r] += F[r, e] * fe
-    for r in range(used):
-        for c in range(r + 1):
-            acc = gram[r, c] + (shift if r == c else 0.0)
-            for k in range(c):
-                acc -= chol[r, k] * chol[c, k]
-            if r == c:
-                if not acc > 0.0:  # numerically dependent differences: start over
-                    anderson_reset(L)
-                    d[:] = g
-                    return False
-                chol[r, r] = np.sqrt(acc)
-            else:
-                chol[r, c] = acc / chol[c, c]
+    chol = L.chol
+    for c in range(used):
+        chol[c, c] = gram[c, c] + shift
+        for r in range(c + 1, used):
+            chol[c, r] = gram[r, c] + 0.0  # as the row-by-row order adds (-0.0 + 0.0)
+        for j in range(c):
+            factor = chol[j, c]
+            for r in range(c, used):
+                chol[c, r] -= chol[j, r] * factor
+        if not chol[c, c] > 0.0:  # numerically dependent differences: start over
+            anderson_reset(L)
+            d[:] = g
+            return False
+        diagonal = np.sqrt(chol[c, c])
+        chol[c, c] = diagonal
+        for r in range(c + 1, used):
+            chol[c, r] /= diagonal
     for r in range(used):
         acc = rhs[r]
-        for k in range(r):
-            acc -= chol[r, k] * rhs[k]
+        for j in range(r):
+            acc -= chol[j, r] * rhs[j]
         rhs[r] = acc / chol[r, r]
     for r in range(used - 1, -1, -1):
         acc = rhs[r]
-        for k in range(r + 1, used):
-            acc -= chol[k, r] * rhs[k]
+        for j in range(r + 1, used):
+            acc -= chol[r, j] * rhs[j]
         rhs[r] = acc / chol[r, r]
-    for e in range(size):
-        acc = g[e]
-        for r in range(used):
-            acc -= rhs[r] * G[r, e]
-        d[e] = acc
+    d[:] = g
+    for r in range(used):
+        for e in range(size):
+            d[e] -= rhs[r] * G[r, e]
     return True
 
 
