@@ -111,20 +111,48 @@ def lu(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> bool:
 
 
 @jit
-def lu_solve(r: npt.NDArray, s: int, piv: npt.NDArray, b: npt.NDArray) -> None:
-    """Solve with :func:`lu`'s factors, ``b`` in place."""
+def lu_pattern(r: npt.NDArray, s: int, ptr: npt.NDArray, col: npt.NDArray) -> None:
+    """The nonzero pattern of :func:`lu`'s factors, for :func:`lu_solve`: row ``k`` of
+    ``L`` (below the diagonal) has its nonzeros in the columns ``col[ptr[k]:ptr[k+1]]``,
+    row ``k`` of ``U`` (right of the diagonal) in ``col[ptr[s+k]:ptr[s+k+1]]``, in
+    ascending order."""
+    count = 0
+    ptr[0] = 0
+    for k in range(s):
+        for c in range(k):
+            if r[k * s + c] != 0.0:
+                col[count] = c
+                count += 1
+        ptr[k + 1] = count
+    for k in range(s):
+        for c in range(k + 1, s):
+            if r[k * s + c] != 0.0:
+                col[count] = c
+                count += 1
+        ptr[s + k + 1] = count
+
+
+@jit
+def lu_solve(
+    r: npt.NDArray, s: int, piv: npt.NDArray, ptr: npt.NDArray, col: npt.NDArray, b: npt.NDArray
+) -> None:
+    """Solve with :func:`lu`'s factors and their :func:`lu_pattern`, ``b`` in place:
+    every row's products summed in ascending column order, the zeros skipped (the
+    same numbers as the dense substitution, but for the sign of a zero)."""
     for k in range(s):
         p = piv[k]
         if p != k:
             b[k], b[p] = b[p], b[k]
     for k in range(s):
         acc = b[k]
-        for c in range(k):
+        for t in range(ptr[k], ptr[k + 1]):
+            c = col[t]
             acc -= r[k * s + c] * b[c]
         b[k] = acc
     for k in range(s - 1, -1, -1):
         acc = b[k]
-        for c in range(k + 1, s):
+        for t in range(ptr[s + k], ptr[s + k + 1]):
+            c = col[t]
             acc -= r[k * s + c] * b[c]
         b[k] = acc / r[k * s + k]
 
@@ -166,18 +194,52 @@ def cholesky(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> int:
 
 
 @jit
-def cholesky_solve(r: npt.NDArray, s: int, piv: npt.NDArray, rank: int, b: npt.NDArray) -> None:
+def cholesky_pattern(r: npt.NDArray, s: int, rank: int, ptr: npt.NDArray, col: npt.NDArray) -> None:
+    """The nonzero pattern of :func:`cholesky`'s factor ``L`` over its ``rank`` pivot
+    rows, for :func:`cholesky_solve`: row ``k`` of ``L`` (below the diagonal) in
+    ``col[ptr[k]:ptr[k+1]]``, column ``k`` in ``col[ptr[s+k]:ptr[s+k+1]]``, in
+    ascending order."""
+    count = 0
+    ptr[0] = 0
+    for k in range(rank):
+        for c in range(k):
+            if r[k * s + c] != 0.0:
+                col[count] = c
+                count += 1
+        ptr[k + 1] = count
+    ptr[s] = count
+    for k in range(rank):
+        for c in range(k + 1, rank):
+            if r[c * s + k] != 0.0:
+                col[count] = c
+                count += 1
+        ptr[s + k + 1] = count
+
+
+@jit
+def cholesky_solve(
+    r: npt.NDArray,
+    s: int,
+    piv: npt.NDArray,
+    rank: int,
+    ptr: npt.NDArray,
+    col: npt.NDArray,
+    b: npt.NDArray,
+) -> None:
     """``b`` becomes ``x`` with ``-S x = b`` over the ``rank`` pivot rows of
-    :func:`cholesky`'s factors (``R = -S``), 0 on the others."""
+    :func:`cholesky`'s factors (``R = -S``) and their :func:`cholesky_pattern`, 0 on
+    the others (zeros skipped as in :func:`lu_solve`)."""
     x = np.empty(rank)
     for k in range(rank):
         acc = -b[piv[k]]
-        for c in range(k):
+        for t in range(ptr[k], ptr[k + 1]):
+            c = col[t]
             acc -= r[k * s + c] * x[c]
         x[k] = acc / r[k * s + k]
     for k in range(rank - 1, -1, -1):
         acc = x[k]
-        for c in range(k + 1, rank):
+        for t in range(ptr[s + k], ptr[s + k + 1]):
+            c = col[t]
             acc -= r[c * s + k] * x[c]
         x[k] = acc / r[k * s + k]
     for k in range(s):

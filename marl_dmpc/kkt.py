@@ -88,6 +88,8 @@ class QpArrays(NamedTuple):
     counts: npt.NDArray[np.int64]  # (qps, 6): sizes of W, Wd, Fd, Fr, B; rank of R
     lu: npt.NDArray[np.floating]  # LU factors of R, s_max**2 per QP
     piv: npt.NDArray[np.int64]
+    nz_ptr: npt.NDArray[np.int64]  # the factors' nonzero pattern: 2 s_max + 1 per QP
+    nz_col: npt.NDArray[np.int64]  # (at 2 OFF_S + i) and s_max**2 per QP
     sol: npt.NDArray[np.floating]  # scratch, s_max per QP
     rhs: npt.NDArray[np.floating]  # scratch, n per QP
     aw: npt.NDArray[np.floating]  # A w, m per QP
@@ -185,14 +187,18 @@ def _factor(a: QpArrays, i: int) -> bool:
                 if act[a.Ai[k2]] != 0 and p2 >= 0:
                     lu[p * s + p2] -= v * a.Ax[k2]
     piv = a.piv[d[OFF_S] : d[OFF_S] + s]
+    ptr, col = a.nz_ptr[2 * d[OFF_S] + i :], a.nz_col[d[OFF_LU] :]
     if n_fr == 0:  # R = -S with S positive semidefinite: dependent rows get lam = 0
         for k in range(s * s):
             lu[k] = -lu[k]
         c[N_RANK] = compiled.cholesky(lu, s, piv, PIVOT_TOLERANCE)
+        compiled.cholesky_pattern(lu, s, c[N_RANK], ptr, col)
         ok = True
     else:
         c[N_RANK] = s
         ok = compiled.lu(lu, s, piv, PIVOT_TOLERANCE)
+        if ok:
+            compiled.lu_pattern(lu, s, ptr, col)
     a.factored[i] = ok
     return ok
 
@@ -243,10 +249,11 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
                 sol[p] -= a.Ax[k] * w[j]
     lu, piv = a.lu[d[OFF_LU] : d[OFF_LU] + s * s], a.piv[d[OFF_S] : d[OFF_S] + s]
     rank = c[N_RANK]
+    ptr, col = a.nz_ptr[2 * d[OFF_S] + i :], a.nz_col[d[OFF_LU] :]
     if n_fr == 0:
-        compiled.cholesky_solve(lu, s, piv, rank, sol)
+        compiled.cholesky_solve(lu, s, piv, rank, ptr, col, sol)
     else:
-        compiled.lu_solve(lu, s, piv, sol)
+        compiled.lu_solve(lu, s, piv, ptr, col, sol)
     for r in range(m):
         lam[r] = 0.0
     for t in range(n_w):

@@ -120,6 +120,8 @@ class QpBatch:
             counts=np.zeros((q, 6), dtype=np.int64),
             lu=np.zeros(int(total[5])),
             piv=np.zeros(int(total[6]), dtype=np.int64),
+            nz_ptr=np.zeros(2 * int(total[6]) + q, dtype=np.int64),
+            nz_col=np.zeros(int(total[5]), dtype=np.int64),
             sol=np.zeros(int(total[6])),
             rhs=np.zeros(nn),
             aw=np.zeros(mm),

@@ -183,3 +183,33 @@ def test_a_qp_the_steps_fail_is_rescued_by_daqps_active_set_then_by_qpoases(quie
     assert fresh.stats["solver"] == 1 and fresh.stats["dual"] == 0
     np.testing.assert_allclose(got.x, ref, atol=1e-9)
     assert fresh.active_set is not None  # the next solve starts from its active set
+
+
+def test_the_factorizations_solve_sparse_systems_with_their_nonzero_patterns():
+    from marl_dmpc import compiled
+
+    rng = np.random.default_rng(3)
+    s = 12
+    # sparse and indefinite, as a KKT matrix: LU with pivoting, zeros skipped
+    R = rng.normal(size=(s, s)) * (rng.random((s, s)) < 0.3) + 4 * np.diag(rng.choice([-1, 1], s))
+    b = rng.normal(size=s)
+    lu, piv = R.ravel().copy(), np.zeros(s, np.int64)
+    ptr, col = np.zeros(2 * s + 1, np.int64), np.zeros(s * s, np.int64)
+    assert compiled.lu(lu, s, piv, 1e-12)
+    compiled.lu_pattern(lu, s, ptr, col)
+    assert ptr[-1] < s * (s - 1)  # the pattern skips zeros
+    x = b.copy()
+    compiled.lu_solve(lu, s, piv, ptr, col, x)
+    np.testing.assert_allclose(x, np.linalg.solve(R, b), rtol=1e-12, atol=1e-12)
+    # positive semidefinite of rank 5: the Cholesky solve on the pivot rows
+    M = rng.normal(size=(s, 5)) * (rng.random((s, 5)) < 0.5)
+    S = M @ M.T
+    rhs = -S @ rng.normal(size=s)  # consistent: -S x = rhs has a solution
+    chol = S.ravel().copy()  # cholesky factorizes S (R = -S)
+    rank = compiled.cholesky(chol, s, piv, 1e-12)
+    assert rank == np.linalg.matrix_rank(S)
+    compiled.cholesky_pattern(chol, s, rank, ptr, col)
+    x = rhs.copy()
+    compiled.cholesky_solve(chol, s, piv, rank, ptr, col, x)
+    np.testing.assert_allclose(-S @ x, rhs, atol=1e-10)
+    assert np.count_nonzero(x) <= rank
