@@ -14,6 +14,7 @@ discretizes the same model with learnable ``P_ij``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,8 +77,10 @@ LOAD_STEPS: tuple[tuple[int, tuple[float, ...]], ...] = (
 EPISODE_STEPS = 100
 
 
+@functools.cache
 def network() -> Network:
-    """The chain 0 - 1 - 2 - 3."""
+    """The chain 0 - 1 - 2 - 3 (one immutable object, built once: the environment's
+    stage cost reads it at every step)."""
     return Network.chain(N_AREAS)
 
 
