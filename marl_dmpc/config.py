@@ -339,8 +339,9 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
         Discount factor of the MPCs' stage costs and of Q-learning.
     checkpoint_every : int
         Save the run's state every this many steps (example 1) or episodes (power
-        system); 0 saves only on Ctrl-C. The centralized learner restarts its solvers
-        at each checkpoint, so this changes a centralized run in its last bits.
+        system); 0 saves only on Ctrl-C. With --solver ipopt the centralized learner
+        restarts its solvers at each checkpoint, so this changes such a run in its last
+        bits.
     """
 
     flag_group: ClassVar[str] = "run"

@@ -7,8 +7,9 @@ step mpcrl's agent one step at a time, they read and write a few attributes that
 not part of mpcrl's documented interface. Each such access is a function here, and
 :func:`check_mpcrl` verifies on the installed mpcrl that every one of them still exists
 (``tests/test_structure.py``), so an mpcrl release that changed them fails with a
-message naming what changed instead of a wrong result. One is csnlp's: the fallback
-solver (:func:`install_fallback`) stands in for an NLP's private ``_solver``.
+message naming what changed instead of a wrong result. One is csnlp's: the centralized
+learner's active-set solver stands in for an NLP's private ``_solver``
+(:func:`set_nlp_solver`).
 """
 
 from __future__ import annotations
@@ -87,43 +88,11 @@ def value_mpcs(agent: LstdQLearningAgent) -> tuple[Any, Any]:
     return agent._V, agent._Q
 
 
-class FallbackSolver:
-    """Stands in for a csnlp NLP's solver (its private ``_solver``): calls the NLP's own
-    solver and, when that fails, a second one built from the same problem; csnlp calls
-    it with keyword arguments and reads ``func.stats()``."""
-
-    def __init__(self, primary: Any, secondary: Any) -> None:
-        self.primary = primary
-        self.secondary = secondary
-        self.fallbacks = 0
-        self.func = self
-        self._stats: dict[str, Any] = {}
-
-    def __call__(self, **kwargs: Any) -> Any:
-        out = self.primary(**kwargs)
-        stats = self.primary.func.stats()
-        if not stats["success"]:
-            self.fallbacks += 1
-            out = self.secondary(**kwargs)
-            stats = self.secondary.stats()
-        self._stats = stats
-        return out
-
-    def stats(self) -> dict[str, Any]:
-        return self._stats
-
-
-def install_fallback(mpc: Any, plugin: str, options: dict[str, Any]) -> FallbackSolver:
-    """Give a csnlp MPC (or NLP) a fallback QP solver (see :class:`FallbackSolver`);
-    again after every ``refresh_solver``, which replaces it."""
-    nlp = mpc.unwrapped
-    problem = {"x": nlp.x, "p": nlp.p, "g": cs.vertcat(nlp.g, nlp.h), "f": nlp.f}
-    secondary = cs.qpsol(f"fallback_{plugin}_{nlp.name}", plugin, problem, options)
-    primary = nlp._solver
-    if isinstance(primary, FallbackSolver):
-        primary = primary.primary
-    nlp._solver = FallbackSolver(primary, secondary)
-    return nlp._solver
+def set_nlp_solver(mpc: Any, solver: Any) -> None:
+    """Make ``solver`` a csnlp MPC's (or NLP's) solver: csnlp calls its private
+    ``_solver`` with CasADi's keyword arguments and reads ``func.stats()``; its
+    ``refresh_solver`` replaces it, so it is set again after every refresh."""
+    mpc.unwrapped._solver = solver
 
 
 def set_sensitivity(agent: LstdQLearningAgent, function: Callable[[Any], Any]) -> None:
@@ -192,7 +161,6 @@ REQUIRED = {
 
 def _tiny_agent() -> LstdQLearningAgent:
     """An LSTD Q-learning agent on a one-state MPC (built in a few milliseconds)."""
-    import casadi as cs
     import numpy as np
     from csnlp import Nlp
     from csnlp.wrappers import Mpc

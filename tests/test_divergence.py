@@ -13,6 +13,7 @@ from marl_dmpc.cli import make_config
 from marl_dmpc.config import STABILIZED_PRESET, AdmmSettings, DivergenceSettings
 from marl_dmpc.conic import FreshConic
 from marl_dmpc.learning import DivergenceMonitor, LearningDiverged
+from marl_dmpc.learning.qp_solver import ActiveSetNlpSolver
 from marl_dmpc.learning.settings import SafeguardedGradientDescent, clip_td_error
 from marl_dmpc.mpcrl_compat import ExponentialScheduler
 from marl_dmpc.results import load_result
@@ -169,7 +170,7 @@ def test_a_failed_local_qp_is_solved_again_by_the_fallback_solver():
     np.testing.assert_allclose(solution.x, [4 / 3, 1 / 3, -2 / 3], atol=1e-6)
 
 
-def test_a_failed_centralized_solve_is_solved_again_by_the_fallback_solver():
+def test_a_centralized_solve_the_configured_solver_fails_is_answered_by_the_active_set():
     nlp = Nlp()
     x, _, _ = nlp.variable("x", (3, 1), lb=-5, ub=5)
     nlp.constraint("sum", cs.sum1(x), ">=", 1)
@@ -177,12 +178,16 @@ def test_a_failed_centralized_solve_is_solved_again_by_the_fallback_solver():
     plugin, options = _failing_qpoases()
     nlp.init_solver(options, plugin, "conic")
     assert not nlp.solve().success
-    fallback = compat.install_fallback(nlp, *fallback_setup("qpoases"))
-    solution = nlp.solve()
-    assert solution.success and fallback.fallbacks == 1
-    np.testing.assert_allclose(
-        np.asarray(solution.vals["x"]).ravel(), [4 / 3, 1 / 3, -2 / 3], atol=1e-6
-    )
+    solver = ActiveSetNlpSolver(nlp, plugin, options, fallback_setup("qpoases"))
+    compat.set_nlp_solver(nlp, solver)
+    for _ in range(2):  # from DAQP's active set, then from the last optimal one
+        solution = nlp.solve()
+        assert solution.success and solver.fallbacks == 0
+        np.testing.assert_allclose(
+            np.asarray(solution.vals["x"]).ravel(), [4 / 3, 1 / 3, -2 / 3], atol=1e-9
+        )
+        assert abs(float(solution.f) - 7 / 6) < 1e-9  # 0.5 |x|^2 + [1, 2, 3] x
+    assert solver.qp.stats["dual"] == 1 and solver.qp.stats["reused"] == 1
 
 
 def test_a_sweep_records_diverged_runs_and_keeps_them(tmp_path, capsys):
@@ -281,12 +286,15 @@ def test_chunks_of_one_sweep_make_one_summary(tmp_path, capsys):
 def test_the_centralized_learner_keeps_counting_fallbacks_across_solver_restarts():
     config = Example1Config(steps=2, centralized=True)
     learner = example_1.build_learner(config)
-    learner._fallback_solvers[0].fallbacks = 2  # as if V's solver had fallen back twice
+    learner._solvers[0].fallbacks = 2  # as if V's solver had fallen back twice
     learner._count_fallbacks()
     learner._count_fallbacks()  # counted once
     assert learner.log.fallbacks == 2
-    learner._restart_solvers()  # new solvers, counting from 0
-    assert [f.fallbacks for f in learner._fallback_solvers] == [0, 0]
-    learner._fallback_solvers[1].fallbacks = 1
+    learner._restart_solvers()  # csnlp's solvers rebuilt: the active-set ones stay
+    assert all(
+        mpc.unwrapped._solver is solver
+        for mpc, solver in zip(compat.value_mpcs(learner), learner._solvers, strict=True)
+    )
+    learner._solvers[1].fallbacks = 1
     learner._count_fallbacks()
     assert learner.log.fallbacks == 3

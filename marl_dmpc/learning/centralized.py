@@ -19,9 +19,10 @@ from ..config import QLearningSettings, StabilizationSettings
 from ..envs import mpc_parameters
 from ..mpc import PERTURBATION, LocalMpcDefinition, build_centralized_mpc, lagrangian_gradient
 from ..network import Network
-from ..solvers import fallback_setup
+from ..solvers import fallback_setup, solver_setup
 from .check import multipliers
 from .loop import TrainingLoop, refresh_solvers
+from .qp_solver import ActiveSetNlpSolver
 from .records import TrainingLog
 from .settings import (
     make_experience,
@@ -117,8 +118,19 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         self._last_value: tuple[npt.NDArray, npt.NDArray, Any] | None = None
         self.log = TrainingLog()
         self.log.record_parameters(self.parameter_values())
-        self._fallback = fallback_setup(solver)
-        self._install_fallbacks()
+        # a QP solver answers where the compiled active-set steps fail (as in the local
+        # problems); IPOPT solves every NLP itself
+        plugin, kind, options = solver_setup(solver)
+        self._solvers = (
+            [
+                ActiveSetNlpSolver(mpc.unwrapped, plugin, options, fallback_setup(solver))
+                for mpc in compat.value_mpcs(self)
+            ]
+            if kind == "conic"
+            else []
+        )
+        self._install_solvers()
+        self._fallbacks_seen = 0
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
         return dict(self.learnable_parameters.value_as_dict)
@@ -233,34 +245,33 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         return {
             "warm_start": None
             if last is None
-            else {name: np.asarray(value, dtype=float) for name, value in last.vals.items()}
+            else {name: np.asarray(value, dtype=float) for name, value in last.vals.items()},
+            "active_sets": [
+                None if s.active_set is None else s.active_set.copy() for s in self._solvers
+            ],
         }
 
     def _load_solver_state(self, state: Mapping[str, Any]) -> None:
         warm = state["warm_start"]
         compat.set_last_solution(self, None if warm is None else _WarmStart(dict(warm)))
+        for solver, active in zip(self._solvers, state["active_sets"], strict=True):
+            solver.active_set = active
         self.td_errors.clear()  # mpcrl's own record, kept beside the log
         self.td_errors.extend(self.log.td_errors)
 
     def _restart_solvers(self) -> None:
-        self._count_fallbacks()
         refresh_solvers(self)
-        self._install_fallbacks()
+        self._install_solvers()  # the active-set solvers keep their (saved) active sets
 
-    def _install_fallbacks(self) -> None:
-        """Give V's and Q's solvers the fallback solver (none for IPOPT); their counts
-        start at 0."""
-        self._fallback_solvers = (
-            []
-            if self._fallback is None
-            else [compat.install_fallback(m, *self._fallback) for m in compat.value_mpcs(self)]
-        )
-        self._fallbacks_seen = 0
+    def _install_solvers(self) -> None:
+        """Give V's and Q's NLPs their active-set solvers (none with IPOPT)."""
+        for mpc, solver in zip(compat.value_mpcs(self), self._solvers, strict=False):
+            compat.set_nlp_solver(mpc, solver)
 
     def _count_fallbacks(self) -> None:
         """Add the fallbacks since the last count to the log (as the distributed
         learner does after every solve)."""
-        fallbacks = sum(f.fallbacks for f in self._fallback_solvers)
+        fallbacks = sum(s.fallbacks for s in self._solvers)
         self.log.fallbacks += fallbacks - self._fallbacks_seen
         self._fallbacks_seen = fallbacks
 
