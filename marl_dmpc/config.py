@@ -327,7 +327,8 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
         Learn with the centralized MPC (mpcrl's LSTD Q-learning) instead of the
         distributed one.
     solver : str
-        Solver of the MPCs' QPs.
+        Solver of the MPCs' QPs where the active-set steps from the last optimal active
+        set fail (ipopt: every solve, as an NLP).
     consensus_iters : int
         Iterations of average consensus for the global scalars (stage cost, V, Q).
     check_centralized : bool
