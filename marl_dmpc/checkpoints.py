@@ -119,21 +119,6 @@ def ignore_signals(*signals: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-@contextmanager
-def ignoring(*signals: int) -> Iterator[None]:
-    """Ignore ``signals`` inside the block. A process started inside it is born ignoring
-    them (an ignored signal stays ignored across ``exec``, a handler does not), so that a
-    pool's worker cannot be killed by a Ctrl-C while it starts, before its initializer
-    (:func:`ignore_signals`) runs. A signal that arrives inside the block is lost: keep
-    the block to the start of the processes."""
-    previous = [signal.signal(sig, signal.SIG_IGN) for sig in signals]
-    try:
-        yield
-    finally:
-        for sig, handler in zip(signals, previous, strict=True):
-            signal.signal(sig, handler)
-
-
 class StopRequest:
     """A request to stop made by a signal, to be acted upon at a safe point.
 

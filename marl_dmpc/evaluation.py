@@ -25,7 +25,7 @@ from gymnasium import Env
 from mpcrl import MpcSolverError
 
 from .baselines import ScenarioMpc
-from .checkpoints import StopRequest, ignore_signals, ignoring
+from .checkpoints import StopRequest, ignore_signals
 from .learning import CentralizedQLearning, DistributedQLearning
 from .results import ResultFileError, single, versions
 from .threads import single_threaded_blas
@@ -220,13 +220,9 @@ def run_jobs(
                     raise KeyboardInterrupt
         return outcomes
     context = get_context("spawn")
-    # the workers are born ignoring Ctrl-C: one that a Ctrl-C killed while it imported
-    # (before its initializer) would be replaced by the pool while it is terminated, and
-    # the two can hang each other
-    with ignoring(signal.SIGINT):
-        pool = context.Pool(
-            min(workers, len(jobs)), initializer=ignore_signals, initargs=(signal.SIGINT,)
-        )
+    pool = context.Pool(
+        min(workers, len(jobs)), initializer=ignore_signals, initargs=(signal.SIGINT,)
+    )
     try:
         outcomes = pool.map(function, jobs, chunksize=1)
     except BaseException:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from marl_dmpc.checkpoints import config_fingerprint, ignoring
+from marl_dmpc.checkpoints import config_fingerprint
 from marl_dmpc.results import load_result, save_result
 from reproduction.benchmarks import bench_example_1, bench_power, bench_scale
 from reproduction.example_1 import baselines as baselines_1
@@ -315,16 +315,6 @@ def test_make_figures_replaces_figures_only_with_overwrite(tmp_path, capsys):
     assert (out / "admm_dual_error.png").read_bytes() == CONTENT
     assert make_figures.main([*argv, "--overwrite"]) == 0
     assert (out / "admm_dual_error.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_a_process_started_while_ignoring_ctrl_c_is_born_ignoring_it():
-    handler = signal.getsignal(signal.SIGINT)
-    code = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
-    with ignoring(signal.SIGINT):
-        inside = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert (inside.stdout, after.stdout) == ("True\n", "False\n")
-    assert signal.getsignal(signal.SIGINT) is handler
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
