@@ -22,6 +22,14 @@ def fails_with(main, argv, capsys, code: int = 2) -> str:
     return lines[0]
 
 
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` of a command that a test interrupts with SIGINT as a terminal's
+    Ctrl-C would: the default disposition, which Python turns into KeyboardInterrupt. A
+    process started in the background (``nohup``, ``&`` without job control) inherits
+    SIGINT ignored, and so would the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def ctrl_c_at_step(step: int) -> Iterator[None]:
     """Within the block, example 1's plant raises SIGINT (as Ctrl-C does) in its

@@ -23,7 +23,7 @@ from reproduction.example_1 import example_1
 from reproduction.plotting import data_manifest, make_figures, results_table
 from reproduction.power_system import baselines as baselines_power
 
-from .helpers import ROOT, ctrl_c_at_step, fails_with
+from .helpers import ROOT, as_from_a_terminal, ctrl_c_at_step, fails_with
 
 SHORT = ["--steps", "4", "--no-progress"]
 CONTENT = b"a file of the user's own\n"
@@ -326,7 +326,12 @@ def test_ctrl_c_in_an_evaluation_ends_in_one_line_and_writes_nothing(workers, tm
     command = [sys.executable, str(ROOT / "example_1" / "baselines.py"), "--workers", workers]
     command += ["--scenarios", "10", "--steps", "60", "--out", str(out)]
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         time.sleep(6)

@@ -18,7 +18,7 @@ from marl_dmpc.results import load_result
 from marl_dmpc.sweep.__main__ import main as sweep
 from reproduction.example_1 import example_1
 
-from .helpers import fails_with
+from .helpers import as_from_a_terminal, fails_with
 
 GRID = ["--seeds", "1-2", "--set", "learning_rate=6e-5,3e-5", "--steps", "20"]
 LABELS = ["learning_rate=6e-05", "learning_rate=3e-05"]
@@ -82,7 +82,13 @@ def test_an_interrupted_sweep_resumes_and_keeps_what_it_finished(tmp_path, one_b
     command = [sys.executable, "-m", "marl_dmpc.sweep", "example_1", *GRID[:4]]
     command += ["--steps", "400", "--dir", str(folder), "--workers", "1", "--no-progress"]
     command += ["--checkpoint-every", "10", "--eval-episodes", "0"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_from_a_terminal,
+    )
     try:
         first = folder / LABELS[0] / "seed1.pkl"
         deadline = time.monotonic() + 300
