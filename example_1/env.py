@@ -19,7 +19,11 @@ class CoupledLinearSystemsEnv(NetworkEnv):
     concatenated, shape ``(3,)``, in ``[-1, 1]``. ``step`` returns the network's stage
     cost of the current state and action (a cost, to be minimized) and, in ``info``, every
     agent's share under ``"agent_costs"``. The noise on each agent's first state,
-    ``U[-0.1, 0]``, comes from the generator seeded by ``reset(seed=...)``.
+    ``U[-0.1, 0]``, comes from the generator seeded by ``reset(seed=...)``: one draw per
+    agent and step, or with ``shared_noise`` one per step for every agent (the release's
+    evaluations: its env draws one value from bounds of shape (2, 1) and broadcasts it).
+    ``noise_sequence`` replays given noise instead (e.g. backed out of a release
+    evaluation file, :func:`marl_dmpc.legacy.backed_out_noise`).
 
     Parameters
     ----------
@@ -29,6 +33,11 @@ class CoupledLinearSystemsEnv(NetworkEnv):
         The plant's model; the true one by default.
     noise : bool, optional
         Whether to disturb the plant (``True`` by default).
+    shared_noise : bool, optional
+        One noise value per step for every agent instead of one per agent.
+    noise_sequence : array_like, optional
+        The noise on every agent's first state at each step of an episode, shape
+        ``(steps, agents)``; an episode may not run longer.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -38,6 +47,8 @@ class CoupledLinearSystemsEnv(NetworkEnv):
         max_steps: int | None = None,
         model_: model.LinearModel = model.TRUE,
         noise: bool = True,
+        shared_noise: bool = False,
+        noise_sequence: npt.ArrayLike | None = None,
     ) -> None:
         super().__init__()
         self.network = model.network()
@@ -46,6 +57,15 @@ class CoupledLinearSystemsEnv(NetworkEnv):
         self.A, self.B = model.network_matrices(model_, self.network)
         self.max_steps = max_steps
         self.noise = noise
+        self.shared_noise = shared_noise
+        self.noise_sequence = None
+        if noise_sequence is not None:
+            sequence = np.asarray(noise_sequence, dtype=float)
+            if sequence.ndim != 2 or sequence.shape[1] != n:
+                raise ValueError(
+                    f"noise_sequence must have shape (steps, {n}); got {sequence.shape}"
+                )
+            self.noise_sequence = sequence
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n * model.NX,), np.float64)
         self.action_space = gym.spaces.Box(
             np.tile(model.U_LB, n), np.tile(model.U_UB, n), (n * model.NU,), np.float64
@@ -68,7 +88,13 @@ class CoupledLinearSystemsEnv(NetworkEnv):
     def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
         agent_costs = model.stage_costs(self._x, u, self.n_agents)
         w = np.zeros((self.n_agents, model.NX))
-        if self.noise:
-            w[:, 0] = self.np_random.uniform(model.NOISE_LOW, model.NOISE_HIGH, self.n_agents)
+        if self.noise_sequence is not None:
+            if self._steps >= len(self.noise_sequence):
+                steps = len(self.noise_sequence)
+                raise ValueError(f"the replayed noise has {steps} steps; the episode ran longer")
+            w[:, 0] = self.noise_sequence[self._steps]
+        elif self.noise:
+            draws = 1 if self.shared_noise else self.n_agents
+            w[:, 0] = self.np_random.uniform(model.NOISE_LOW, model.NOISE_HIGH, draws)
         self._x = self.A @ self._x + self.B @ u + w.reshape(-1)
         return agent_costs

@@ -194,3 +194,38 @@ def _power_evaluation(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         "episode_costs": costs.sum(axis=1),
         "source": str(path),
     }
+
+
+def backed_out_noise(
+    states: np.ndarray,
+    actions: np.ndarray,
+    A: np.ndarray,
+    B: np.ndarray,
+    noisy: np.ndarray,
+    tolerance: float = 1e-12,
+) -> np.ndarray:
+    """The disturbances of a trajectory of ``x+ = A x + B u + w``: ``w_k = x_{k+1} - A x_k
+    - B u_k`` for every step, shape ``(steps, nx)``, with the states ``noisy`` (a boolean
+    mask) disturbed and the others not.
+
+    Raises
+    ------
+    ResultFileError
+        If ``w`` on an undisturbed state exceeds ``tolerance`` times the largest state:
+        the trajectory was not made by this model (or not to this precision).
+    """
+    states, actions = np.asarray(states, dtype=float), np.asarray(actions, dtype=float)
+    if states.shape != (len(actions) + 1, A.shape[0]):
+        raise ResultFileError(
+            f"{len(states)} states of size {states.shape[1:]} do not go with "
+            f"{len(actions)} actions of a model of {A.shape[0]} states"
+        )
+    w = states[1:] - states[:-1] @ A.T - actions @ B.T
+    residual = float(np.abs(w[:, ~np.asarray(noisy)]).max(initial=0.0))
+    scale = max(float(np.abs(states).max(initial=0.0)), 1.0)
+    if residual > tolerance * scale:
+        raise ResultFileError(
+            f"the undisturbed states are {residual:.2g} off the model: the trajectory was "
+            "not made by it"
+        )
+    return w

@@ -32,6 +32,22 @@ def test_env_dynamics_costs_and_seeded_noise():
     assert env.step(u)[3] and not terminated and not truncated  # truncated after 3 steps
 
 
+def test_shared_noise_is_one_draw_per_step_for_every_agent():
+    u = np.zeros(3)
+    for shared in (False, True):
+        env = CoupledLinearSystemsEnv(shared_noise=shared)
+        x, _ = env.reset(seed=4)
+        noise = []
+        for _ in range(20):
+            x_next, *_ = env.step(u)
+            noise.append((x_next - (env.A @ x + env.B @ u))[0::2])
+            x = x_next
+        spread = np.ptp(np.array(noise), axis=1)
+        assert np.all(spread < 1e-15) if shared else np.all(spread > 0)
+    with pytest.raises(ValueError, match="shape"):
+        CoupledLinearSystemsEnv(noise_sequence=np.zeros((5, 2)))
+
+
 def test_stage_cost_penalizes_violations():
     x = np.array([-0.1, 0.0, 0.0, 1.5, 0.5, 0.0])
     costs = model.stage_costs(x, np.zeros(3))

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from marl_dmpc.legacy import load_release_file
+from marl_dmpc.legacy import backed_out_noise, load_release_file
+from marl_dmpc.results import ResultFileError
 from reproduction.plotting import make_figures
 from reproduction.plotting.release_data import read_release_folder
 from tests.helpers import ROOT
@@ -137,3 +138,49 @@ def test_the_release_formulation_reproduces_the_releases_scenario_episodes(relea
             else:
                 assert np.mean(mine) == pytest.approx(np.mean(costs[label]), rel=0.05)
                 assert p_value > 0.05, (name, label)
+
+
+def _example_1_noise(name: str) -> tuple[dict, np.ndarray]:
+    from reproduction.example_1 import model
+
+    release = load_release_file(RELEASE / "example_1" / "evals" / name, "example_1_evaluation")
+    A, B = model.network_matrices(model.TRUE, model.network())
+    noisy = np.tile([True, False], 3)  # every agent's first state
+    w = backed_out_noise(release["states"], release["actions"], A, B, noisy)
+    return release, w[:, noisy]
+
+
+@pytest.mark.parametrize(
+    "name", ["eval_pol_step_0.pkl", "eval_pol_step_10000.pkl", "nom_true_model_False.pkl"]
+)
+def test_the_release_evaluated_example_1_with_one_noise_value_for_every_agent(name):
+    """Backed out with the true model, the noise of every example-1 evaluation of the
+    release is one value per step shared by the agents (its env broadcasts one draw)."""
+    _, noise = _example_1_noise(name)
+    assert np.all((noise >= -0.1) & (noise <= 0.0))
+    assert np.abs(noise - noise[:, :1]).max() < 1e-15
+    assert np.ptp(noise[:, 0]) > 0.05  # a draw per step, not a constant
+
+
+def test_a_release_episode_is_replayed_to_its_last_bits_by_its_backed_out_noise():
+    from reproduction.example_1.env import CoupledLinearSystemsEnv
+
+    release, noise = _example_1_noise("eval_pol_step_0.pkl")
+    env = CoupledLinearSystemsEnv(noise_sequence=noise)
+    states = [env.reset(seed=0)[0]]
+    for action in release["actions"]:
+        states.append(env.step(action)[0])
+    np.testing.assert_allclose(states, release["states"], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="ran longer"):
+        env.step(release["actions"][0])
+
+
+def test_noise_is_not_backed_out_with_a_model_that_did_not_make_the_trajectory():
+    from reproduction.example_1 import model
+
+    release = load_release_file(
+        RELEASE / "example_1" / "evals" / "eval_pol_step_0.pkl", "example_1_evaluation"
+    )
+    A, B = model.network_matrices(model.INACCURATE, model.network())
+    with pytest.raises(ResultFileError, match="not made by it"):
+        backed_out_noise(release["states"], release["actions"], A, B, np.tile([True, False], 3))
