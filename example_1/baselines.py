@@ -20,6 +20,7 @@ from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_baseline_flags,
     add_evaluation_flags,
+    fail,
 )
 from marl_dmpc.evaluation import (
     MpcController,
@@ -27,9 +28,10 @@ from marl_dmpc.evaluation import (
     evaluation_result,
     run_episode,
 )
+from marl_dmpc.results import ResultFileError
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.example_1 import model
-from reproduction.example_1.env import CoupledLinearSystemsEnv
+from reproduction.example_1.noise import add_noise_flags, describe, make_env, noise_setting
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
@@ -92,13 +94,14 @@ def controllers(scenario_counts: list[int]) -> list[tuple[str, str, int]]:
 
 
 def run_baseline(
-    job: tuple[str, int, list[int], int, int, int, str],
+    job: tuple[str, int, list[int], int, int, int, str, dict],
 ) -> list[dict[str, np.ndarray]]:
     """Some episodes of one baseline: ``(model kind, K, episode indices, scenario seed,
-    evaluation seed, steps, solver)``; episode ``e`` has the noise of seed
-    ``eval_seed + e``. The scenarios' models and disturbances come from the scenario
-    seed: one controller, the same in every episode."""
-    kind, K, episodes, seed, eval_seed, steps, solver = job
+    evaluation seed, steps, solver, noise)``; episode ``e`` has the noise of seed
+    ``eval_seed + e`` (or the replayed noise, :mod:`example_1.noise`). The scenarios'
+    models and disturbances come from the scenario seed: one controller, the same in
+    every episode."""
+    kind, K, episodes, seed, eval_seed, steps, solver, noise = job
     rng = np.random.default_rng(seed)
     with quiet_solvers():
         nominal = K == 1
@@ -108,7 +111,7 @@ def run_baseline(
             None if nominal else rng.uniform(DISTURBANCE_LOW, 0.0, (K, mpc.nx))
         )  # fixed per scenario, held over the horizon
         controller = MpcController(mpc, lambda env, rng: {"disturbances": disturbances})
-        env = CoupledLinearSystemsEnv(max_steps=steps)
+        env = make_env(steps, noise)
         return [run_episode(env, controller, eval_seed + e) for e in episodes]
 
 
@@ -116,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="baselines.py", description=__doc__.split("\n\n")[0])
     add_baseline_flags(parser, [10, 25], "ipopt")
     add_evaluation_flags(parser, 100, default_workers(), DEFAULT_OUT, EPISODES)
+    add_noise_flags(parser)
     args = parser.parse_args(argv)
+    try:
+        noise = noise_setting(args)
+    except (ValueError, ResultFileError) as err:
+        fail(f"{args.noise_from}: {err}", driver.EXIT_CODES["bad input"])
     nx, nu = model.N_AGENTS * model.NX, model.N_AGENTS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, nx, args.workers)
     outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
@@ -132,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.eval_seed,
                 args.steps,
                 args.solver,
+                noise,
             )
             for _, kind, K in rows
         ],
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
+        noise=describe(noise),
     )
     return driver.write_evaluation(outputs, out, result, "controller", result["labels"])
 

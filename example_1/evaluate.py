@@ -35,8 +35,8 @@ from marl_dmpc.results import ResultFileError, load_result
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.example_1 import model
 from reproduction.example_1.config import Example1Config
-from reproduction.example_1.env import CoupledLinearSystemsEnv
 from reproduction.example_1.example_1 import build_learner
+from reproduction.example_1.noise import add_noise_flags, describe, make_env, noise_setting
 
 #: Evaluation episodes by default (the paper's evaluation is one, the first of these).
 EPISODES = 20
@@ -44,14 +44,16 @@ EPISODES = 20
 PAPER_UPDATES = (0, 5, 10, 25, 50, 100, 500, 2500, 5000, 7500, 10000)
 
 
-def run_checkpoint(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np.ndarray]]:
+def run_checkpoint(
+    job: tuple[dict, dict, list[int], int, int, dict],
+) -> list[dict[str, np.ndarray]]:
     """Some episodes of one checkpoint: ``(training config as a dict, parameter values,
-    episode indices, evaluation seed, steps)``; episode ``e`` has the noise of seed
-    ``eval_seed + e``."""
-    config, values, episodes, eval_seed, steps = job
+    episode indices, evaluation seed, steps, noise)``; episode ``e`` has the noise of
+    seed ``eval_seed + e`` (or the replayed noise, :mod:`example_1.noise`)."""
+    config, values, episodes, eval_seed, steps, noise = job
     with quiet_solvers():
         policy = LearnedPolicy(build_learner(Example1Config(**config)), values)
-        env = CoupledLinearSystemsEnv(max_steps=steps)
+        env = make_env(steps, noise)
         return [run_episode(env, policy, eval_seed + e) for e in episodes]
 
 
@@ -66,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoints up to the file's last update, and that one",
     )
     add_evaluation_flags(parser, 100, default_workers(), "RESULT_eval.pkl", EPISODES)
+    add_noise_flags(parser)
     args = parser.parse_args(argv)
+    try:
+        noise = noise_setting(args)
+    except (ValueError, ResultFileError) as err:
+        fail(f"{args.noise_from}: {err}", driver.EXIT_CODES["bad input"])
     try:
         result = load_result(args.result)
         config = training_config(result, Example1Config, "example 1")
@@ -83,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.asdict(config)
     episodes, wall_time = driver.run_episodes(
         run_checkpoint,
-        [lambda chunk, v=v: (settings, v, chunk, args.eval_seed, args.steps) for v in values],
+        [
+            lambda chunk, v=v: (settings, v, chunk, args.eval_seed, args.steps, noise)
+            for v in values
+        ],
         args.episodes,
         args.workers,
     )
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         source=str(args.result),
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
+        noise=describe(noise),
     )
     return driver.write_evaluation(outputs, out, evaluation, "updates", updates)
 

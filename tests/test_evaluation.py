@@ -181,6 +181,18 @@ def test_example_1_evaluation_of_checkpoints(tmp_path):
     proc = script("evaluate.py", str(out), "--out", str(tmp_path / "y.pkl"))
     assert proc.returncode == 2 and "not a training result" in proc.stderr
 
+    shared = tmp_path / "shared.pkl"
+    proc = script("evaluate.py", str(train), *short, "--shared-noise", "--out", str(shared))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(shared)
+    assert result["noise"] == "shared by the agents"
+    A, B = model.network_matrices(model.TRUE, model.network())
+    x, u = result["states"][0, 0], result["actions"][0, 0]
+    w = (x[1:] - x[:-1] @ A.T - u @ B.T)[:, 0::2]  # every agent's first state
+    assert np.abs(w - w[:, :1]).max() < 1e-7 and np.ptp(w[:, 0]) > 0.01  # float32 states
+    proc = script("evaluate.py", str(train), "--noise-from", str(train), "--out", str(shared))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
 
 @pytest.mark.slow
 def test_example_1_paper_orderings_full_run(tmp_path):
@@ -306,7 +318,8 @@ def test_the_process_pool_changes_no_number():
     from marl_dmpc.evaluation import run_jobs
     from reproduction.example_1 import baselines as example_1_baselines
 
-    jobs = [(kind, 1, [0, 1], 1, 0, 8, "ipopt") for kind in ("inaccurate", "true")]
+    noise = {"shared": False, "sequence": None, "source": None}
+    jobs = [(kind, 1, [0, 1], 1, 0, 8, "ipopt", noise) for kind in ("inaccurate", "true")]
     alone = run_jobs(example_1_baselines.run_baseline, jobs, 1)
     pooled = run_jobs(example_1_baselines.run_baseline, jobs, 2)
     for a, b in zip(sum(alone, []), sum(pooled, []), strict=True):

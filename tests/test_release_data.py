@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from marl_dmpc.legacy import backed_out_noise, load_release_file
-from marl_dmpc.results import ResultFileError
+from marl_dmpc.results import ResultFileError, load_result
 from reproduction.plotting import make_figures
 from reproduction.plotting.release_data import read_release_folder
 from tests.helpers import ROOT
@@ -184,3 +184,36 @@ def test_noise_is_not_backed_out_with_a_model_that_did_not_make_the_trajectory()
     A, B = model.network_matrices(model.INACCURATE, model.network())
     with pytest.raises(ResultFileError, match="not made by it"):
         backed_out_noise(release["states"], release["actions"], A, B, np.tile([True, False], 3))
+
+
+def test_the_release_episode_is_replayed_by_the_evaluation_and_baseline_scripts(tmp_path):
+    """``--noise-from``: the untrained policy and the nominal MPC on the noise of the
+    release's own episodes (their costs are compared with the release's in
+    docs/reproduction.md); anything but one episode is refused in one line."""
+    import subprocess
+    import sys
+
+    evals = RELEASE / "example_1" / "evals"
+    train, out = tmp_path / "t.pkl", tmp_path / "e.pkl"
+    run = [sys.executable, str(ROOT / "example_1" / "example_1.py"), "--steps", "4"]
+    subprocess.run([*run, "--no-progress", "--out", str(train)], check=True, capture_output=True)
+    evaluate = [sys.executable, str(ROOT / "example_1" / "evaluate.py"), str(train)]
+    replay = ["--noise-from", str(evals / "eval_pol_step_0.pkl"), "--updates", "0"]
+    proc = subprocess.run([*evaluate, *replay], capture_output=True, text=True)
+    assert proc.returncode == 2 and "add --episodes 1" in proc.stderr
+    replay += ["--episodes", "1", "--workers", "1", "--out", str(out)]
+    proc = subprocess.run([*evaluate, *replay], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(out)
+    assert result["noise"].startswith("replayed from")
+    release = load_release_file(evals / "eval_pol_step_0.pkl", "example_1_evaluation")
+    _, noise = _example_1_noise("eval_pol_step_0.pkl")
+    from reproduction.example_1 import model
+
+    A, B = model.network_matrices(model.TRUE, model.network())
+    x, u = result["states"][0, 0], result["actions"][0, 0]
+    w = (x[1:] - x[:-1] @ A.T - u @ B.T)[:, 0::2]
+    np.testing.assert_allclose(w, noise, atol=2e-7)  # the result file keeps float32
+    # the same policy and the same noise: the release's first actions, to the precision
+    # the ADMM's tolerance leaves (measured: 2e-6 over the first 10 steps, 3e-4 by step 30)
+    np.testing.assert_allclose(u[:10], release["actions"][:10], atol=5e-6)
