@@ -35,6 +35,9 @@ from reproduction.example_1.noise import add_noise_flags, describe, make_env, no
 
 #: The nominal MPC's horizon and discount (the learnable MPC's); the scenario MPC's.
 HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
+#: The release's nominal MPC's discount (``--release``): with it, the nominal MPC with the
+#: true model follows the states of the release's episode to 1e-7 over all 100 steps.
+RELEASE_NOMINAL_DISCOUNT = 1.0
 #: Evaluation episodes by default (the paper's evaluation is one, the first of these).
 EPISODES = 20
 #: The default result file (with _2, _3, ... if it exists).
@@ -94,18 +97,20 @@ def controllers(scenario_counts: list[int]) -> list[tuple[str, str, int]]:
 
 
 def run_baseline(
-    job: tuple[str, int, list[int], int, int, int, str, dict],
+    job: tuple[str, int, list[int], int, int, int, str, dict, bool],
 ) -> list[dict[str, np.ndarray]]:
     """Some episodes of one baseline: ``(model kind, K, episode indices, scenario seed,
-    evaluation seed, steps, solver, noise)``; episode ``e`` has the noise of seed
-    ``eval_seed + e`` (or the replayed noise, :mod:`example_1.noise`). The scenarios'
-    models and disturbances come from the scenario seed: one controller, the same in
-    every episode."""
-    kind, K, episodes, seed, eval_seed, steps, solver, noise = job
+    evaluation seed, steps, solver, noise, the release's formulation)``; episode ``e`` has
+    the noise of seed ``eval_seed + e`` (or the replayed noise, :mod:`example_1.noise`).
+    The scenarios' models and disturbances come from the scenario seed: one controller,
+    the same in every episode."""
+    kind, K, episodes, seed, eval_seed, steps, solver, noise, release = job
     rng = np.random.default_rng(seed)
     with quiet_solvers():
         nominal = K == 1
-        discount = NOMINAL_DISCOUNT if nominal else SCENARIO_DISCOUNT
+        discount = SCENARIO_DISCOUNT
+        if nominal:
+            discount = RELEASE_NOMINAL_DISCOUNT if release else NOMINAL_DISCOUNT
         mpc = build_mpc(kind, K, discount, rng, solver)
         disturbances = (
             None if nominal else rng.uniform(DISTURBANCE_LOW, 0.0, (K, mpc.nx))
@@ -120,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     add_baseline_flags(parser, [10, 25], "ipopt")
     add_evaluation_flags(parser, 100, default_workers(), DEFAULT_OUT, EPISODES)
     add_noise_flags(parser)
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="the release's formulation: the nominal MPC undiscounted (gamma 1, not the "
+        "learnable MPC's 0.9; docs/reproduction.md)",
+    )
     args = parser.parse_args(argv)
     try:
         noise = noise_setting(args)
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.steps,
                 args.solver,
                 noise,
+                args.release,
             )
             for _, kind, K in rows
         ],
@@ -157,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
         noise=describe(noise),
+        formulation="release" if args.release else "this repository's",
     )
     return driver.write_evaluation(outputs, out, result, "controller", result["labels"])
 

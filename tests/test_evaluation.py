@@ -319,7 +319,7 @@ def test_the_process_pool_changes_no_number():
     from reproduction.example_1 import baselines as example_1_baselines
 
     noise = {"shared": False, "sequence": None, "source": None}
-    jobs = [(kind, 1, [0, 1], 1, 0, 8, "ipopt", noise) for kind in ("inaccurate", "true")]
+    jobs = [(kind, 1, [0, 1], 1, 0, 8, "ipopt", noise, False) for kind in ("inaccurate", "true")]
     alone = run_jobs(example_1_baselines.run_baseline, jobs, 1)
     pooled = run_jobs(example_1_baselines.run_baseline, jobs, 2)
     for a, b in zip(sum(alone, []), sum(pooled, []), strict=True):

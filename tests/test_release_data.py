@@ -217,3 +217,24 @@ def test_the_release_episode_is_replayed_by_the_evaluation_and_baseline_scripts(
     # the same policy and the same noise: the release's first actions, to the precision
     # the ADMM's tolerance leaves (measured: 2e-6 over the first 10 steps, 3e-4 by step 30)
     np.testing.assert_allclose(u[:10], release["actions"][:10], atol=5e-6)
+
+
+def test_the_release_nominal_mpc_is_undiscounted():
+    """With ``--release`` (gamma 1) the nominal MPC with the true model follows the
+    release's episode (its noise replayed) to 1e-6 over all 100 steps and costs its
+    786.8; with the learnable MPC's 0.9 it departs at the first step."""
+    from reproduction.example_1 import baselines as example_1_baselines
+    from reproduction.example_1.noise import release_episode_noise
+
+    path = RELEASE / "example_1" / "evals" / "nom_true_model_True.pkl"
+    release = load_release_file(path, "example_1_evaluation")
+    noise = {"shared": False, "sequence": release_episode_noise(path).tolist(), "source": None}
+    for formulation in (True, False):
+        job = ("true", 1, [0], 1, 0, 100, "ipopt", noise, formulation)
+        (episode,) = example_1_baselines.run_baseline(job)
+        gap = np.abs(episode["states"] - release["states"]).max()
+        if formulation:
+            assert gap < 1e-6
+            assert episode["costs"].sum() == pytest.approx(release["costs"].sum(), rel=1e-6)
+        else:
+            assert np.abs(episode["actions"][0] - release["actions"][0]).max() > 1e-3
