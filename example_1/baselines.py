@@ -20,7 +20,6 @@ from marl_dmpc.cli import (
     OneLineArgumentParser,
     add_baseline_flags,
     add_evaluation_flags,
-    fail,
 )
 from marl_dmpc.evaluation import (
     MpcController,
@@ -28,7 +27,6 @@ from marl_dmpc.evaluation import (
     evaluation_result,
     run_episode,
 )
-from marl_dmpc.results import ResultFileError
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.example_1 import model
 from reproduction.example_1.noise import add_noise_flags, describe, make_env, noise_setting
@@ -132,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "learnable MPC's 0.9; docs/reproduction.md)",
     )
     args = parser.parse_args(argv)
-    try:
-        noise = noise_setting(args)
-    except (ValueError, ResultFileError) as err:
-        fail(f"{args.noise_from}: {err}", driver.EXIT_CODES["bad input"])
+    noise = noise_setting(args)
     nx, nu = model.N_AGENTS * model.NX, model.N_AGENTS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, nx, args.workers)
     outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)

@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     add_evaluation_flags(parser, 100, default_workers(), "RESULT_eval.pkl", EPISODES)
     add_noise_flags(parser)
     args = parser.parse_args(argv)
-    try:
-        noise = noise_setting(args)
-    except (ValueError, ResultFileError) as err:
-        fail(f"{args.noise_from}: {err}", driver.EXIT_CODES["bad input"])
+    noise = noise_setting(args)
     try:
         result = load_result(args.result)
         config = training_config(result, Example1Config, "example 1")

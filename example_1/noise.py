@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from marl_dmpc import driver
+from marl_dmpc.cli import fail
 from marl_dmpc.legacy import backed_out_noise, load_release_file
+from marl_dmpc.results import ResultFileError
 from reproduction.example_1 import model
 from reproduction.example_1.env import CoupledLinearSystemsEnv
 
@@ -50,15 +53,17 @@ def add_noise_flags(parser: argparse.ArgumentParser) -> None:
 def noise_setting(args: argparse.Namespace) -> dict[str, Any]:
     """The episodes' noise from the parsed flags, as plain data for the jobs: ``shared``
     and ``sequence`` (a list of rows, or ``None``) and ``source`` (the replayed file).
-
-    Raises
-    ------
-    ValueError
-        With ``--noise-from``: if more than one episode or more steps than the file's are
-        asked for.
-    """
+    A ``--noise-from`` file that cannot be replayed, or asked for more than its one
+    episode, ends the script with one line (exit code 2)."""
     if args.noise_from is None:
         return {"shared": bool(args.shared_noise), "sequence": None, "source": None}
+    try:
+        return _replayed(args)
+    except (ValueError, ResultFileError) as err:
+        fail(f"{args.noise_from}: {err}", driver.EXIT_CODES["bad input"])
+
+
+def _replayed(args: argparse.Namespace) -> dict[str, Any]:
     sequence = release_episode_noise(args.noise_from)
     if args.episodes != 1:
         raise ValueError(f"it replays one episode: add --episodes 1 (got {args.episodes})")

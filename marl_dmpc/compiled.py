@@ -111,22 +111,27 @@ def lu(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> bool:
 
 
 @jit
-def lu_pattern(r: npt.NDArray, s: int, ptr: npt.NDArray, col: npt.NDArray) -> None:
-    """The nonzero pattern of :func:`lu`'s factors, for :func:`lu_solve`: row ``k`` of
-    ``L`` (below the diagonal) has its nonzeros in the columns ``col[ptr[k]:ptr[k+1]]``,
-    row ``k`` of ``U`` (right of the diagonal) in ``col[ptr[s+k]:ptr[s+k+1]]``, in
-    ascending order."""
+def pattern(
+    r: npt.NDArray, s: int, rank: int, transposed: bool, ptr: npt.NDArray, col: npt.NDArray
+) -> None:
+    """The nonzero pattern of a factorization's triangles over its leading ``rank`` rows,
+    for :func:`lu_solve` and :func:`cholesky_solve`: row ``k`` of the lower triangle
+    (below the diagonal) has its nonzeros in the columns ``col[ptr[k]:ptr[k+1]]``, row
+    ``k`` of the upper one (right of the diagonal) in ``col[ptr[s+k]:ptr[s+k+1]]``, in
+    ascending order. The upper triangle is :func:`lu`'s ``U``, or with ``transposed``
+    the transpose of :func:`cholesky`'s ``L`` (its column ``k``)."""
     count = 0
     ptr[0] = 0
-    for k in range(s):
+    for k in range(rank):
         for c in range(k):
             if r[k * s + c] != 0.0:
                 col[count] = c
                 count += 1
         ptr[k + 1] = count
-    for k in range(s):
-        for c in range(k + 1, s):
-            if r[k * s + c] != 0.0:
+    ptr[s] = count
+    for k in range(rank):
+        for c in range(k + 1, rank):
+            if (r[c * s + k] if transposed else r[k * s + c]) != 0.0:
                 col[count] = c
                 count += 1
         ptr[s + k + 1] = count
@@ -136,7 +141,7 @@ def lu_pattern(r: npt.NDArray, s: int, ptr: npt.NDArray, col: npt.NDArray) -> No
 def lu_solve(
     r: npt.NDArray, s: int, piv: npt.NDArray, ptr: npt.NDArray, col: npt.NDArray, b: npt.NDArray
 ) -> None:
-    """Solve with :func:`lu`'s factors and their :func:`lu_pattern`, ``b`` in place:
+    """Solve with :func:`lu`'s factors and their :func:`pattern`, ``b`` in place:
     every row's products summed in ascending column order, the zeros skipped (the
     same numbers as the dense substitution, but for the sign of a zero)."""
     for k in range(s):
@@ -194,29 +199,6 @@ def cholesky(r: npt.NDArray, s: int, piv: npt.NDArray, tolerance: float) -> int:
 
 
 @jit
-def cholesky_pattern(r: npt.NDArray, s: int, rank: int, ptr: npt.NDArray, col: npt.NDArray) -> None:
-    """The nonzero pattern of :func:`cholesky`'s factor ``L`` over its ``rank`` pivot
-    rows, for :func:`cholesky_solve`: row ``k`` of ``L`` (below the diagonal) in
-    ``col[ptr[k]:ptr[k+1]]``, column ``k`` in ``col[ptr[s+k]:ptr[s+k+1]]``, in
-    ascending order."""
-    count = 0
-    ptr[0] = 0
-    for k in range(rank):
-        for c in range(k):
-            if r[k * s + c] != 0.0:
-                col[count] = c
-                count += 1
-        ptr[k + 1] = count
-    ptr[s] = count
-    for k in range(rank):
-        for c in range(k + 1, rank):
-            if r[c * s + k] != 0.0:
-                col[count] = c
-                count += 1
-        ptr[s + k + 1] = count
-
-
-@jit
 def cholesky_solve(
     r: npt.NDArray,
     s: int,
@@ -227,7 +209,7 @@ def cholesky_solve(
     b: npt.NDArray,
 ) -> None:
     """``b`` becomes ``x`` with ``-S x = b`` over the ``rank`` pivot rows of
-    :func:`cholesky`'s factors (``R = -S``) and their :func:`cholesky_pattern`, 0 on
+    :func:`cholesky`'s factors (``R = -S``) and their :func:`pattern` (transposed), 0 on
     the others (zeros skipped as in :func:`lu_solve`)."""
     x = np.empty(rank)
     for k in range(rank):

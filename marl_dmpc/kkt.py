@@ -117,6 +117,13 @@ def prepare(a: QpArrays, i: int) -> None:
 
 
 @jit
+def _nonzeros(a: QpArrays, i: int) -> tuple[npt.NDArray, npt.NDArray]:
+    """QP ``i``'s share of the factors' nonzero pattern (:func:`compiled.pattern`)."""
+    d = a.dims[i]
+    return a.nz_ptr[2 * d[OFF_S] + i :], a.nz_col[d[OFF_LU] :]
+
+
+@jit
 def _factor(a: QpArrays, i: int) -> bool:
     """Factorize the reduced KKT matrix of QP ``i``'s active set; ``False`` if it is
     singular."""
@@ -187,18 +194,18 @@ def _factor(a: QpArrays, i: int) -> bool:
                 if act[a.Ai[k2]] != 0 and p2 >= 0:
                     lu[p * s + p2] -= v * a.Ax[k2]
     piv = a.piv[d[OFF_S] : d[OFF_S] + s]
-    ptr, col = a.nz_ptr[2 * d[OFF_S] + i :], a.nz_col[d[OFF_LU] :]
+    ptr, col = _nonzeros(a, i)
     if n_fr == 0:  # R = -S with S positive semidefinite: dependent rows get lam = 0
         for k in range(s * s):
             lu[k] = -lu[k]
         c[N_RANK] = compiled.cholesky(lu, s, piv, PIVOT_TOLERANCE)
-        compiled.cholesky_pattern(lu, s, c[N_RANK], ptr, col)
+        compiled.pattern(lu, s, c[N_RANK], True, ptr, col)
         ok = True
     else:
         c[N_RANK] = s
         ok = compiled.lu(lu, s, piv, PIVOT_TOLERANCE)
         if ok:
-            compiled.lu_pattern(lu, s, ptr, col)
+            compiled.pattern(lu, s, s, False, ptr, col)
     a.factored[i] = ok
     return ok
 
@@ -249,7 +256,7 @@ def _point(a: QpArrays, i: int, g: npt.NDArray) -> int:
                 sol[p] -= a.Ax[k] * w[j]
     lu, piv = a.lu[d[OFF_LU] : d[OFF_LU] + s * s], a.piv[d[OFF_S] : d[OFF_S] + s]
     rank = c[N_RANK]
-    ptr, col = a.nz_ptr[2 * d[OFF_S] + i :], a.nz_col[d[OFF_LU] :]
+    ptr, col = _nonzeros(a, i)
     if n_fr == 0:
         compiled.cholesky_solve(lu, s, piv, rank, ptr, col, sol)
     else:

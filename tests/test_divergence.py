@@ -290,7 +290,7 @@ def test_the_centralized_learner_keeps_counting_fallbacks_across_solver_restarts
     learner._count_fallbacks()
     learner._count_fallbacks()  # counted once
     assert learner.log.fallbacks == 2
-    learner._restart_solvers()  # csnlp's solvers rebuilt: the active-set ones stay
+    learner._restart_solvers()  # nothing to restart: the active-set solvers stay
     assert all(
         mpc.unwrapped._solver is solver
         for mpc, solver in zip(compat.value_mpcs(learner), learner._solvers, strict=True)

@@ -196,7 +196,7 @@ def test_the_factorizations_solve_sparse_systems_with_their_nonzero_patterns():
     lu, piv = R.ravel().copy(), np.zeros(s, np.int64)
     ptr, col = np.zeros(2 * s + 1, np.int64), np.zeros(s * s, np.int64)
     assert compiled.lu(lu, s, piv, 1e-12)
-    compiled.lu_pattern(lu, s, ptr, col)
+    compiled.pattern(lu, s, s, False, ptr, col)
     assert ptr[-1] < s * (s - 1)  # the pattern skips zeros
     x = b.copy()
     compiled.lu_solve(lu, s, piv, ptr, col, x)
@@ -208,7 +208,7 @@ def test_the_factorizations_solve_sparse_systems_with_their_nonzero_patterns():
     chol = S.ravel().copy()  # cholesky factorizes S (R = -S)
     rank = compiled.cholesky(chol, s, piv, 1e-12)
     assert rank == np.linalg.matrix_rank(S)
-    compiled.cholesky_pattern(chol, s, rank, ptr, col)
+    compiled.pattern(chol, s, rank, True, ptr, col)
     x = rhs.copy()
     compiled.cholesky_solve(chol, s, piv, rank, ptr, col, x)
     np.testing.assert_allclose(-S @ x, rhs, atol=1e-10)

@@ -129,7 +129,8 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             if kind == "conic"
             else []
         )
-        self._install_solvers()
+        for mpc, nlp_solver in zip(compat.value_mpcs(self), self._solvers, strict=False):
+            compat.set_nlp_solver(mpc, nlp_solver)  # none with IPOPT
         self._fallbacks_seen = 0
 
     def parameter_values(self) -> dict[str, npt.NDArray[np.floating]]:
@@ -260,13 +261,10 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         self.td_errors.extend(self.log.td_errors)
 
     def _restart_solvers(self) -> None:
-        refresh_solvers(self)
-        self._install_solvers()  # the active-set solvers keep their (saved) active sets
-
-    def _install_solvers(self) -> None:
-        """Give V's and Q's NLPs their active-set solvers (none with IPOPT)."""
-        for mpc, solver in zip(compat.value_mpcs(self), self._solvers, strict=False):
-            compat.set_nlp_solver(mpc, solver)
+        # the active-set solvers answer from the parameters and their saved active sets
+        # alone, as a resumed run's do: only IPOPT's csnlp solvers are started anew
+        if not self._solvers:
+            refresh_solvers(self)
 
     def _count_fallbacks(self) -> None:
         """Add the fallbacks since the last count to the log (as the distributed

@@ -28,9 +28,9 @@ from ..qp import ActiveSetQp
 
 
 class ActiveSetNlpSolver:
-    """Stands in for a csnlp NLP's solver (its private ``_solver``, as
-    :class:`~marl_dmpc.mpcrl_compat.FallbackSolver` does): csnlp calls it with CasADi's
-    keyword arguments (``p``, the bounds, an initial guess it does not need) and reads
+    """Stands in for a csnlp NLP's solver (its private ``_solver``, set by
+    :func:`~marl_dmpc.mpcrl_compat.set_nlp_solver`): csnlp calls it with CasADi's keyword
+    arguments (``p``, the bounds, an initial guess it does not need) and reads
     ``func.stats()``.
 
     Parameters
@@ -52,11 +52,9 @@ class ActiveSetNlpSolver:
         fallback: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
         g = cs.vertcat(nlp.g, nlp.h)
-        self.lbg = np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf)))
-        self.ubg = np.zeros(nlp.ng + nlp.nh)
-        self.lbx = np.asarray(nlp.lbx.data, dtype=float).reshape(-1)
-        self.ubx = np.asarray(nlp.ubx.data, dtype=float).reshape(-1)
-        conic = FreshConic(plugin, options, self.lbg, self.ubg, self.lbx, self.ubx, fallback)
+        lbg = np.concatenate((np.zeros(nlp.ng), np.full(nlp.nh, -np.inf)))
+        zero = np.zeros(len(lbg))
+        conic = FreshConic(plugin, options, lbg, zero, nlp.lbx.data, nlp.ubx.data, fallback)
         # every parameter may move the matrices: the QP's data is rebuilt at every solve
         self.qp = ActiveSetQp(nlp.x, nlp.p, nlp.f, g, conic, n_fixed=nlp.np)
         lam_g = cs.SX.sym("lam_g", g.shape[0])
@@ -77,7 +75,7 @@ class ActiveSetNlpSolver:
     def __call__(self, **kwargs: Any) -> dict[str, cs.DM]:
         for name in ("lbx", "ubx"):
             given = np.asarray(kwargs[name], dtype=float).reshape(-1)
-            if not np.array_equal(given, getattr(self, name)):
+            if not np.array_equal(given, getattr(self.qp, name)):
                 raise ValueError(f"the NLP's {name} changed after its active-set solver was built")
         p = np.asarray(kwargs["p"], dtype=float).reshape(-1)
         before = self.qp.fallbacks
