@@ -1,8 +1,8 @@
 """Example 1's baselines (docs/reproduction.md): the nominal MPC with the inaccurate and
 with the true model, and the scenario MPC with K sampled models or K copies of the true
 model, each over 100-step episodes from the paper's initial state (20 noise realizations
-by default, the same for every controller; the paper's evaluation is one episode, the
-first here), and the table of their costs.
+by default, the same for every controller; the paper's evaluation is one episode, which
+``--noise-from`` replays), and the table of their costs.
 
     python example_1/baselines.py                     # K = 10 and 25, all cores
     python example_1/baselines.py --scenarios 25 --workers 1 --out runs/base.pkl
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from numpy.random import Generator
 
 from marl_dmpc import driver
 from marl_dmpc.baselines import ScenarioMpc, SoftStateBounds
@@ -36,7 +37,7 @@ HORIZON, NOMINAL_DISCOUNT, SCENARIO_DISCOUNT = 10, 0.9, 1.0
 #: The release's nominal MPC's discount (``--release``): with it, the nominal MPC with the
 #: true model follows the states of the release's episode to 1e-7 over all 100 steps.
 RELEASE_NOMINAL_DISCOUNT = 1.0
-#: Evaluation episodes by default (the paper's evaluation is one, the first of these).
+#: Evaluation episodes by default (the paper's evaluation is one, replayed by --noise-from).
 EPISODES = 20
 #: The default result file (with _2, _3, ... if it exists).
 DEFAULT_OUT = "runs/example_1_baselines.pkl"
@@ -44,24 +45,32 @@ DEFAULT_OUT = "runs/example_1_baselines.pkl"
 DISTURBANCE_LOW = -0.1
 
 
+def scenario_models(
+    kind: str, scenarios: int, rng: Generator | np.random.RandomState | None, per_agent: bool = True
+) -> list[list[model.LinearModel]]:
+    """The models of ``scenarios`` scenarios, each a list with one model per agent:
+    ``"inaccurate"``, ``"true"`` or ``"sampled"`` (:func:`example_1.model.sample_model`,
+    one draw per agent, or with ``per_agent=False`` one draw shared by the scenario's
+    agents, as the release drew them)."""
+    n = model.N_AGENTS
+    if kind != "sampled":
+        return [[model.TRUE if kind == "true" else model.INACCURATE] * n] * scenarios
+    if per_agent:
+        return [[model.sample_model(rng) for _ in range(n)] for _ in range(scenarios)]
+    return [[model.sample_model(rng)] * n for _ in range(scenarios)]
+
+
 def build_mpc(
-    kind: str, scenarios: int, discount: float, rng: np.random.Generator, solver: str = "ipopt"
+    models: list[list[model.LinearModel]], discount: float, solver: str = "ipopt"
 ) -> ScenarioMpc:
     """The centralized MPC with the stage cost of the learnable MPC's without its
     learnable terms (``0.5 (||x||^2 + 0.5 ||u||^2 + w^T s)``, no terminal cost; the
     inputs' cost counted once however many scenarios, as in the release): one
-    scenario per model, each model ``"inaccurate"``, ``"true"`` or ``"sampled"``
-    (:func:`example_1.model.sample_model`, per agent). IPOPT by default: HiGHS reported
-    some of the 25-scenario QPs unbounded and OSQP stopped at its iteration cap."""
+    scenario per entry of ``models`` (:func:`scenario_models`). IPOPT by default: HiGHS
+    reported some of the 25-scenario QPs unbounded and OSQP stopped at its iteration cap."""
     net = model.network()
     n = net.n_agents
-    models = []
-    for _ in range(scenarios):
-        if kind == "sampled":
-            agents = [model.sample_model(rng) for _ in range(n)]
-        else:
-            agents = [model.TRUE if kind == "true" else model.INACCURATE] * n
-        models.append(model.network_matrices(agents, net))
+    matrices = [model.network_matrices(agents, net) for agents in models]
     nx = n * model.NX
     bounds = SoftStateBounds(
         C=np.eye(nx),
@@ -70,8 +79,8 @@ def build_mpc(
         weight=0.5 * np.tile(model.VIOLATION_WEIGHT, n),
     )
     return ScenarioMpc(
-        A=[A for A, _ in models],
-        B=[B for _, B in models],
+        A=[A for A, _ in matrices],
+        B=[B for _, B in matrices],
         horizon=HORIZON,
         discount=discount,
         Q=0.5 * np.eye(nx),
@@ -100,22 +109,37 @@ def run_baseline(
     """Some episodes of one baseline: ``(model kind, K, episode indices, scenario seed,
     evaluation seed, steps, solver, noise, the release's formulation)``; episode ``e`` has
     the noise of seed ``eval_seed + e`` (or the replayed noise, :mod:`example_1.noise`).
-    The scenarios' models and disturbances come from the scenario seed: one controller,
-    the same in every episode."""
+    The scenarios' models and disturbances come from the scenario seed (:func:`draws`):
+    one controller, the same in every episode."""
     kind, K, episodes, seed, eval_seed, steps, solver, noise, release = job
-    rng = np.random.default_rng(seed)
     with quiet_solvers():
-        nominal = K == 1
-        discount = SCENARIO_DISCOUNT
-        if nominal:
+        if K == 1:
             discount = RELEASE_NOMINAL_DISCOUNT if release else NOMINAL_DISCOUNT
-        mpc = build_mpc(kind, K, discount, rng, solver)
-        disturbances = (
-            None if nominal else rng.uniform(DISTURBANCE_LOW, 0.0, (K, mpc.nx))
-        )  # fixed per scenario, held over the horizon
+            mpc, disturbances = build_mpc(scenario_models(kind, 1, None), discount, solver), None
+        else:
+            models, disturbances = draws(kind, K, seed, release)
+            mpc = build_mpc(models, SCENARIO_DISCOUNT, solver)
         controller = MpcController(mpc, lambda env, rng: {"disturbances": disturbances})
         env = make_env(steps, noise)
         return [run_episode(env, controller, eval_seed + e) for e in episodes]
+
+
+def draws(
+    kind: str, K: int, seed: int, release: bool
+) -> tuple[list[list[model.LinearModel]], np.ndarray]:
+    """The K scenarios' models and their additive disturbances (K, states), fixed over the
+    horizon and the episode. Ours: a generator seeded ``seed``, one model per agent, then
+    the disturbances. The release's (``release``): NumPy's legacy generator (seeded 0 in
+    the release, so ``--seed 0`` draws its scenarios), the disturbances first, then one
+    model per scenario shared by its agents."""
+    nx = model.N_AGENTS * model.NX
+    if release:
+        legacy = np.random.RandomState(seed)
+        disturbances = legacy.uniform(DISTURBANCE_LOW, 0.0, (K, nx))
+        return scenario_models(kind, K, legacy, per_agent=False), disturbances
+    rng = np.random.default_rng(seed)
+    models = scenario_models(kind, K, rng)
+    return models, rng.uniform(DISTURBANCE_LOW, 0.0, (K, nx))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "--release",
         action="store_true",
         help="the release's formulation: the nominal MPC undiscounted (gamma 1, not the "
-        "learnable MPC's 0.9; docs/reproduction.md)",
+        "learnable MPC's 0.9), the scenarios drawn as the release drew them (one model per "
+        "scenario for all agents, NumPy's legacy generator; with --seed 0 its draws; "
+        "docs/reproduction.md)",
     )
     args = parser.parse_args(argv)
     noise = noise_setting(args)

@@ -88,7 +88,7 @@ def violations(states: npt.ArrayLike, n_agents: int = N_AGENTS) -> npt.NDArray[n
     return ((x < X_LB) | (x > X_UB)).any(axis=(1, 2))
 
 
-def sample_model(rng: np.random.Generator) -> LinearModel:
+def sample_model(rng: np.random.Generator | np.random.RandomState) -> LinearModel:
     """One agent's model as the scenario MPC samples it (docs/reproduction.md): the inaccurate ``A``
     plus U[-0.1, 0.1] on entries (0, 0), (0, 1), (1, 1); ``A_c`` entry (1, 1) from
     U[-0.1, 0]; the inaccurate ``B`` plus U[0, 0.075] on entry 0 and U[-0.075, 0] on

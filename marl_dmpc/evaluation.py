@@ -155,10 +155,14 @@ def parameters_after(result: Mapping[str, Any], update: int) -> dict[str, npt.ND
 
 
 def run_episode(
-    env: Env, controller: Controller, seed: int, controller_seed: int | None = None
+    env: Env,
+    controller: Controller,
+    seed: int,
+    controller_seed: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, npt.NDArray]:
-    """One episode of ``env`` (reset with ``seed``) under ``controller`` (reset with
-    ``controller_seed``, by default ``seed``), to its end.
+    """One episode of ``env`` (reset with ``seed`` and ``options``) under ``controller``
+    (reset with ``controller_seed``, by default ``seed``), to its end.
 
     Returns
     -------
@@ -166,7 +170,7 @@ def run_episode(
         ``states`` (T+1, nx), ``actions`` (T, nu), ``costs`` (T,) and ``solve_ms``
         (T,), the wall time of every decision.
     """
-    state, _ = env.reset(seed=seed)
+    state, _ = env.reset(seed=seed, options=options)
     controller.reset(env, seed if controller_seed is None else controller_seed)
     states, actions, costs, solve_ms = [np.asarray(state, dtype=float)], [], [], []
     done = False

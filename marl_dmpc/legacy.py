@@ -196,23 +196,24 @@ def _power_evaluation(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def backed_out_noise(
+def backed_out_disturbance(
     states: np.ndarray,
     actions: np.ndarray,
     A: np.ndarray,
     B: np.ndarray,
-    noisy: np.ndarray,
+    E: np.ndarray,
     tolerance: float = 1e-12,
 ) -> np.ndarray:
-    """The disturbances of a trajectory of ``x+ = A x + B u + w``: ``w_k = x_{k+1} - A x_k
-    - B u_k`` for every step, shape ``(steps, nx)``, with the states ``noisy`` (a boolean
-    mask) disturbed and the others not.
+    """The disturbances of a trajectory of ``x+ = A x + B u + E d``: the least-squares
+    ``d_k`` of ``E d_k = x_{k+1} - A x_k - B u_k`` for every step, shape ``(steps, nd)``
+    (``E`` of full column rank).
 
     Raises
     ------
     ResultFileError
-        If ``w`` on an undisturbed state exceeds ``tolerance`` times the largest state:
-        the trajectory was not made by this model (or not to this precision).
+        If the part of ``x_{k+1} - A x_k - B u_k`` that no disturbance explains exceeds
+        ``tolerance`` times the largest state: the trajectory was not made by this model
+        (or not to this precision).
     """
     states, actions = np.asarray(states, dtype=float), np.asarray(actions, dtype=float)
     if states.shape != (len(actions) + 1, A.shape[0]):
@@ -221,11 +222,32 @@ def backed_out_noise(
             f"{len(actions)} actions of a model of {A.shape[0]} states"
         )
     w = states[1:] - states[:-1] @ A.T - actions @ B.T
-    residual = float(np.abs(w[:, ~np.asarray(noisy)]).max(initial=0.0))
+    d = np.linalg.lstsq(E, w.T, rcond=None)[0].T
+    residual = float(np.abs(w - d @ E.T).max(initial=0.0))
     scale = max(float(np.abs(states).max(initial=0.0)), 1.0)
     if residual > tolerance * scale:
         raise ResultFileError(
-            f"the undisturbed states are {residual:.2g} off the model: the trajectory was "
-            "not made by it"
+            f"the states are {residual:.2g} off the model where no disturbance enters: the "
+            "trajectory was not made by it"
         )
+    return d
+
+
+def backed_out_noise(
+    states: np.ndarray,
+    actions: np.ndarray,
+    A: np.ndarray,
+    B: np.ndarray,
+    noisy: np.ndarray,
+    tolerance: float = 1e-12,
+) -> np.ndarray:
+    """The disturbances of a trajectory of ``x+ = A x + B u + w`` with the states
+    ``noisy`` (a boolean mask) disturbed and the others not: ``w_k = x_{k+1} - A x_k
+    - B u_k`` on the noisy states, 0 on the others, shape ``(steps, nx)``
+    (:func:`backed_out_disturbance`, which raises where the undisturbed states do not
+    fit the model)."""
+    noisy = np.asarray(noisy, dtype=bool)
+    E = np.eye(A.shape[0])[:, noisy]
+    w = np.zeros((len(actions), A.shape[0]))
+    w[:, noisy] = backed_out_disturbance(states, actions, A, B, E, tolerance)
     return w

@@ -32,6 +32,7 @@ from marl_dmpc.evaluation import (
 from marl_dmpc.solvers import quiet_solvers
 from reproduction.power_system import model
 from reproduction.power_system.env import PowerSystemEnv, network_matrices
+from reproduction.power_system.noise import add_noise_flag, describe, episode_options, noise_setting
 
 #: The MPCs' horizon and discount (the learnable MPC's).
 HORIZON, DISCOUNT = 5, 0.9
@@ -97,18 +98,21 @@ def mpc_inputs(Ld: np.ndarray, scenarios: int, noise: bool):
 
 
 def run_baseline(
-    job: tuple[int, list[int], int, int, int, str, bool],
+    job: tuple[int, list[int], int, int, int, str, bool, dict],
 ) -> list[dict[str, np.ndarray]]:
     """Some episodes of one baseline: ``(K, episode indices, scenario seed, evaluation
-    seed, steps, solver, the release's formulation)``; K = 1 is the nominal MPC.
-    Episode ``e`` has the noise of seed ``eval_seed + e`` and the scenario draws of
-    ``seed_of(seed, e)``."""
-    K, episodes, seed, eval_seed, steps, solver, release = job
+    seed, steps, solver, the release's formulation, noise)``; K = 1 is the nominal MPC.
+    Episode ``e`` has the noise of seed ``eval_seed + e`` (or the replayed noise,
+    :mod:`power_system.noise`) and the scenario draws of ``seed_of(seed, e)``."""
+    K, episodes, seed, eval_seed, steps, solver, release, noise = job
     with quiet_solvers():
         mpc, Ld = build_mpc(K, solver, release)
         controller = MpcController(mpc, mpc_inputs(Ld, K, noise=K > 1))
         env = PowerSystemEnv(max_steps=steps)
-        return [run_episode(env, controller, eval_seed + e, seed_of(seed, e)) for e in episodes]
+        return [
+            run_episode(env, controller, eval_seed + e, seed_of(seed, e), episode_options(noise, e))
+            for e in episodes
+        ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the release's formulation: angle bounds on x_1..x_{N-1} only, the slack of "
         "x_t's bound discounted by gamma^t (docs/reproduction.md)",
     )
+    add_noise_flag(parser)
     args = parser.parse_args(argv)
+    noise = noise_setting(args)
     nx, nu = model.N_AREAS * model.NX, model.N_AREAS * model.NU
     driver.check_scenario_sizes(args.scenarios, nx, nu, HORIZON, model.N_AREAS, args.workers)
     outputs, out = driver.claim_output(args.out, DEFAULT_OUT, args.overwrite)
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.steps,
                 args.solver,
                 args.release,
+                noise,
             )
             for K in counts
         ],
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_seed=args.eval_seed,
         scenarios=list(args.scenarios),
         formulation="release" if args.release else "this repository's",
+        noise=describe(noise),
     )
     return driver.write_evaluation(outputs, out, result, "controller", labels)
 

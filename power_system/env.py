@@ -64,7 +64,9 @@ class PowerSystemEnv(NetworkEnv):
     shape ``(4,)``, within ``|u_i| <= U_MAX[i]``. A step integrates the continuous-time
     model over ``TS`` with CVODES (absolute and relative tolerance 1e-8), the input and
     the load held; the load is the schedule's (:func:`model.scheduled_load`) plus
-    ``U[-0.1, 0.1]`` noise per area from the generator seeded by ``reset(seed=...)``.
+    ``U[-0.1, 0.1]`` noise per area from the generator seeded by ``reset(seed=...)``, or
+    the episode's noise given as ``reset(options={"load_noise": (steps, areas)})`` (a
+    replayed episode, e.g. one of the release's: :mod:`power_system.noise`).
     ``step`` returns the network's stage cost of the state and action (with the set
     points of the load known at that state) and every area's share in ``info``.
 
@@ -106,6 +108,7 @@ class PowerSystemEnv(NetworkEnv):
         self._x = np.zeros(n * model.NX)
         self._load = np.zeros(n)
         self._steps = 0
+        self._replayed: npt.NDArray[np.floating] | None = None
 
     def state_bounds(self) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
         """Every area's soft angle bound ``|dtheta_i| <= THETA_MAX`` (its first state);
@@ -121,6 +124,14 @@ class PowerSystemEnv(NetworkEnv):
         self._x = np.zeros(self.n_agents * model.NX)
         self._load = np.zeros(self.n_agents)
         self._steps = 0
+        self._replayed = None
+        if options is not None and options.get("load_noise") is not None:
+            replayed = np.asarray(options["load_noise"], dtype=float)
+            if replayed.ndim != 2 or replayed.shape[1] != self.n_agents:
+                raise ValueError(
+                    f"load_noise must have shape (steps, {self.n_agents}); got {replayed.shape}"
+                )
+            self._replayed = replayed
         return self._x.copy(), {}
 
     @property
@@ -142,7 +153,11 @@ class PowerSystemEnv(NetworkEnv):
         agent_costs = stage_costs(self._x, u, self._load)
         self._load = model.scheduled_load(self._steps + 1)  # the step being taken
         disturbed = self._load.copy()
-        if self.noise:
+        if self._replayed is not None:
+            if self._steps >= len(self._replayed):
+                raise ValueError(f"the replayed load noise has only {len(self._replayed)} steps")
+            disturbed += self._replayed[self._steps]
+        elif self.noise:
             disturbed += self.np_random.uniform(-model.LOAD_NOISE, model.LOAD_NOISE, self.n_agents)
         out = self._integrator(x0=self._x, p=np.concatenate((u, disturbed)))
         self._x = np.asarray(out["xf"], dtype=float).reshape(-1)

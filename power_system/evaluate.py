@@ -34,18 +34,22 @@ from marl_dmpc.solvers import quiet_solvers
 from reproduction.power_system import model
 from reproduction.power_system.config import PowerSystemConfig
 from reproduction.power_system.env import PowerSystemEnv
+from reproduction.power_system.noise import add_noise_flag, describe, episode_options, noise_setting
 from reproduction.power_system.q_learning_power import build_learner
 
 
-def run_policy(job: tuple[dict, dict, list[int], int, int]) -> list[dict[str, np.ndarray]]:
+def run_policy(job: tuple[dict, dict, list[int], int, int, dict]) -> list[dict[str, np.ndarray]]:
     """Some episodes of the learned policy: ``(training config as a dict, parameter
-    values, episode indices, evaluation seed, steps)``; episode ``e`` has the noise of
-    seed ``eval_seed + e``."""
-    config, values, episodes, eval_seed, steps = job
+    values, episode indices, evaluation seed, steps, noise)``; episode ``e`` has the noise
+    of seed ``eval_seed + e`` (or the replayed noise, :mod:`power_system.noise`)."""
+    config, values, episodes, eval_seed, steps, noise = job
     with quiet_solvers():
         policy = LearnedPolicy(build_learner(PowerSystemConfig(**config)), values)
         env = PowerSystemEnv(max_steps=steps)
-        return [run_episode(env, policy, eval_seed + e) for e in episodes]
+        return [
+            run_episode(env, policy, eval_seed + e, options=episode_options(noise, e))
+            for e in episodes
+        ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate the parameters after this many updates; default: the last",
     )
     add_evaluation_flags(parser, model.EPISODE_STEPS, default_workers(), "RESULT_eval.pkl", 100)
+    add_noise_flag(parser)
     args = parser.parse_args(argv)
+    noise = noise_setting(args)
     try:
         result = load_result(args.result)
         config = training_config(result, PowerSystemConfig, "the power system")
@@ -71,7 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     driver.check_finished(result, args.result)
     episodes, wall_time = driver.run_episodes(
         run_policy,
-        [lambda chunk: (dataclasses.asdict(config), values, chunk, args.eval_seed, args.steps)],
+        [
+            lambda chunk: (
+                dataclasses.asdict(config),
+                values,
+                chunk,
+                args.eval_seed,
+                args.steps,
+                noise,
+            )
+        ],
         args.episodes,
         args.workers,
     )
@@ -86,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         source=str(args.result),
         config=dataclasses.asdict(config),
         eval_seed=args.eval_seed,
+        noise=describe(noise),
     )
     return driver.write_evaluation(outputs, out, evaluation, "controller", [label])
 

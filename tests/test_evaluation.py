@@ -194,6 +194,36 @@ def test_example_1_evaluation_of_checkpoints(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_example_1_evaluation_of_a_studys_final_policies(tmp_path):
+    """Given a sweep summary, evaluate.py evaluates the final policy of every completed
+    run (labelled by seed) with that run's own configuration; --updates is refused."""
+    import dataclasses
+
+    from reproduction.example_1.config import Example1Config
+    from reproduction.example_1.evaluate import run_checkpoint
+
+    summary_path = ROOT / "data" / "robustness" / "example_1_distributed_default.pkl"
+    summary = load_result(summary_path)
+    out = tmp_path / "e.pkl"
+    proc = script(
+        "evaluate.py", str(summary_path), "--steps", "3", "--episodes", "1", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(out)
+    completed = [run for run in summary["runs"] if run["status"] == "completed"]
+    assert list(result["seeds"]) == [run["seed"] for run in completed]
+    assert list(result["labels"]) == [f"seed {run['seed']}" for run in completed]
+    run = completed[-1]
+    config = dataclasses.asdict(Example1Config(**run["config"]))
+    noise = {"shared": False, "sequence": None, "source": None}
+    (episode,) = run_checkpoint((config, run["final_parameters"], [0], 0, 3, noise))
+    np.testing.assert_array_equal(result["actions"][-1, 0], episode["actions"].astype(np.float32))
+    proc = script(
+        "evaluate.py", str(summary_path), "--updates", "0", "--out", str(tmp_path / "x.pkl")
+    )
+    assert proc.returncode == 2 and "final policies only" in proc.stderr
+
+
 @pytest.mark.slow
 def test_example_1_paper_orderings_full_run(tmp_path):
     """The paper's orderings with our own full runs (about 5 minutes): after 10,000

@@ -183,3 +183,26 @@ def test_distributed_and_centralized_learn_the_same_parameters():
             moved += 1
             assert np.abs(pd[name] - pc[name]).max() < 0.1 * change, name
     assert moved >= 10
+
+
+def test_the_load_noise_of_an_episode_can_be_replayed():
+    """``reset(options={"load_noise": ...})`` replays an episode's noise instead of drawing
+    it: the seed then changes nothing, and the drawn noise replayed gives the drawn episode."""
+    from reproduction.power_system.env import PowerSystemEnv
+
+    def episode(env, seed, options=None):
+        env.reset(seed=seed, options=options)
+        return np.array([env.step(np.zeros(4))[0] for _ in range(6)]), env.state()["_x"]
+
+    env = PowerSystemEnv(max_steps=6)
+    drawn_costs, drawn_x = episode(env, 3)
+    noise = np.random.default_rng(3).uniform(-0.1, 0.1, (6, 4))  # what reset(seed=3) draws
+    env.reset(seed=3)
+    assert np.allclose(env.np_random.uniform(-0.1, 0.1, (6, 4)), noise)  # the same stream
+    replay_costs, replay_x = episode(env, 99, {"load_noise": noise})
+    np.testing.assert_allclose(replay_x, drawn_x, atol=1e-12)
+    np.testing.assert_allclose(replay_costs, drawn_costs, atol=1e-12)
+    again, _ = episode(env, 5)  # the next reset draws again
+    assert not np.allclose(again, drawn_costs)
+    with pytest.raises(ValueError, match="shape"):
+        env.reset(options={"load_noise": np.zeros((6, 3))})
