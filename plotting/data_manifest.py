@@ -18,6 +18,14 @@ from marl_dmpc.results import ResultFileError, load_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The release's example-1 data (../shared/release_data beside the repository), read by
+#: the commands of the files on its own episodes.
+_RELEASE_EVALS = "../shared/release_data/example_1/evals"
+_RELEASE_EPISODE = f"--episodes 1 --noise-from {_RELEASE_EVALS}/eval_pol_step_0.pkl"
+_LINE_81 = "../shared/release_data/example_1/line_81/distributed.pkl"
+_STUDY = "data/robustness/example_1_distributed_default.pkl"
+_RELEASE_POWER = "../shared/release_data/power_data"
+
 #: Every data file: what it holds (:func:`data_kind`) and the command that makes it (run
 #: from the repository's root).
 DATA_FILES = {
@@ -40,10 +48,94 @@ DATA_FILES = {
         "example_1_baselines",
         "python example_1/baselines.py --out data/example_1/baselines.pkl",
     ),
+    **{
+        f"example_1/{name}.pkl": (kind, f"{command} --out data/example_1/{name}.pkl")
+        for name, kind, command in (
+            # on the release's own evaluation episodes (docs/reproduction.md, "Example 1 on
+            # the release's own episodes"); they need the release's data folder
+            (
+                "distributed_eval_release_episode",
+                "example_1_evaluation",
+                f"python example_1/evaluate.py data/example_1/distributed.pkl {_RELEASE_EPISODE}",
+            ),
+            (
+                "distributed_eval_shared_noise",
+                "example_1_evaluation",
+                "python example_1/evaluate.py data/example_1/distributed.pkl --shared-noise",
+            ),
+            (
+                "study_eval_release_episode",
+                "example_1_evaluation",
+                f"python example_1/evaluate.py {_STUDY} {_RELEASE_EPISODE}",
+            ),
+            (
+                "study_eval_shared_noise",
+                "example_1_evaluation",
+                f"python example_1/evaluate.py {_STUDY} --shared-noise",
+            ),
+            (
+                "line_81_eval_release_episode",
+                "example_1_evaluation",
+                f"python example_1/evaluate.py {_LINE_81} --release-training {_RELEASE_EPISODE}",
+            ),
+            (
+                "line_81_eval_shared_noise",
+                "example_1_evaluation",
+                f"python example_1/evaluate.py {_LINE_81} --release-training --shared-noise",
+            ),
+            (
+                "baselines_release_episode",
+                "example_1_baselines",
+                f"python example_1/baselines.py --release --seed 0 {_RELEASE_EPISODE}",
+            ),
+            (
+                "baselines_release_episode_ours",
+                "example_1_baselines",
+                f"python example_1/baselines.py {_RELEASE_EPISODE}",
+            ),
+            (
+                "baselines_release_nominal_episode",
+                "example_1_baselines",
+                "python example_1/baselines.py --release --seed 0 --scenarios 10 --episodes 1 "
+                f"--noise-from {_RELEASE_EVALS}/nom_true_model_False.pkl",
+            ),
+        )
+    },
     "example_1/admm_dual_error.pkl": (
         "example_1_admm_dual_error",
         "python example_1/admm_dual_error.py --out data/example_1/admm_dual_error.pkl",
     ),
+    **{
+        f"power_system/{name}.pkl": (kind, f"{command} --out data/power_system/{name}.pkl")
+        for name, kind, command in (
+            # on the release's own evaluation episodes (docs/reproduction.md); they need the
+            # release's data folder
+            *(
+                (
+                    f"{mode}_eval_release_episodes",
+                    "power_system_evaluation",
+                    f"python power_system/evaluate.py data/power_system/{mode}.pkl "
+                    f"--noise-from {_RELEASE_POWER}/line_40/{theirs}_eval.pkl",
+                )
+                for mode, theirs in (("distributed", "dist"), ("centralized", "centralised"))
+            ),
+            (
+                "baselines_release_nominal_episodes",
+                "power_system_baselines",
+                "python power_system/baselines.py --release --scenarios 50 "
+                f"--noise-from {_RELEASE_POWER}/nominal/centralised.pkl",
+            ),
+            *(
+                (
+                    f"baselines_release_scenario_{K}_episodes",
+                    "power_system_baselines",
+                    f"python power_system/baselines.py --release --scenarios {K} "
+                    f"--noise-from {_RELEASE_POWER}/scenario/power_scenario_{K}.pkl",
+                )
+                for K in (50, 79, 100)
+            ),
+        )
+    },
     "power_system/admm_dual_error.pkl": (
         "power_system_admm_dual_error",
         "python power_system/admm_dual_error.py --out data/power_system/admm_dual_error.pkl",

@@ -128,20 +128,32 @@ def example_1_parameters(
     return fig
 
 
-def example_1_evaluation(evaluation: Result, baselines: Result | None = None) -> Figure:
+def example_1_evaluation(
+    evaluation: Result,
+    baselines: Result | None = None,
+    paper_episode: Result | None = None,
+    paper_episode_label: str = "learned, the paper's episode",
+    label: str = "learned",
+) -> Figure:
     """Evaluation cost of the policy after t updates (log scale) against the baselines:
     with several episodes, the mean with a band from the smallest to the largest
     episode cost (each baseline as its mean with its own band), and the first episode
-    (the paper's evaluation) as points."""
+    as points; ``paper_episode``, an evaluation on the paper's own episode (its noise
+    replayed), as a line."""
     fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
     updates = np.asarray(evaluation["updates"])
     costs = np.asarray(evaluation["episode_costs"], dtype=float)  # (checkpoints, episodes)
     x = np.maximum(updates, 1)
     episodes = costs.shape[1]
     if episodes > 1:
-        ax.plot(x, costs.mean(axis=1), "-", color="C0", label=f"learned, mean of {episodes}")
+        ax.plot(x, costs.mean(axis=1), "-", color="C0", label=f"{label}, mean of {episodes}")
         ax.fill_between(x, costs.min(axis=1), costs.max(axis=1), color="C0", alpha=0.2)
-    ax.plot(x, costs[:, 0], "o", ms=4, color="C0", label="learned, episode 1")
+    first = f"{label}, episode 1" if episodes > 1 else label
+    ax.plot(x, costs[:, 0], "o", ms=4, color="C0", label=first)
+    if paper_episode is not None:
+        other = np.asarray(paper_episode["episode_costs"], dtype=float)[:, 0]
+        at = np.maximum(np.asarray(paper_episode["updates"]), 1)
+        ax.plot(at, other, "-x", ms=5, color="k", lw=1, label=paper_episode_label)
     if baselines is not None:
         base = np.asarray(baselines["episode_costs"], dtype=float)
         for c, label in enumerate(baselines["labels"]):

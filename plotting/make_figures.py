@@ -52,7 +52,11 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable]] = {
         figures.example_1_parameters,
     ),
     "example_1_evaluation": (
-        ("example_1/distributed_eval.pkl", "[example_1/baselines.pkl]"),
+        (
+            "example_1/distributed_eval.pkl",
+            "[example_1/baselines.pkl]",
+            "[example_1/distributed_eval_release_episode.pkl]",
+        ),
         figures.example_1_evaluation,
     ),
     "power_td_and_cost": (
@@ -118,6 +122,14 @@ COMPARISONS: dict[str, tuple[str, str, Callable]] = {
             "power_system/baselines.pkl",
         )
     },
+    # our seed-1 policy and the release's (the paper's curve), both on the paper's episode
+    "example_1_evaluation_release_episode": (
+        "example_1/distributed_eval_release_episode.pkl",
+        "example_1/distributed_eval.pkl",
+        lambda ours, release: figures.example_1_evaluation(
+            ours, None, release, "the release's policies (the paper's curve)", "ours, seed 1"
+        ),
+    ),
     "power_system_baselines_release": (
         "power_system/baselines_release.pkl",
         "power_system/baselines.pkl",

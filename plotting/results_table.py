@@ -42,6 +42,41 @@ EXAMPLE_1 = {
         None,
     ),
 }
+#: Example 1 on the release's own evaluation episode (its noise replayed; the baselines in
+#: the release's formulation and with its scenario draws, the nominal MPC on the release's
+#: nominal-MPC episode; docs/reproduction.md): row of :data:`EXAMPLE_1` -> (data file,
+#: label or None as there).
+EXAMPLE_1_RELEASE_EPISODE = {
+    "untrained policy (0 updates)": ("distributed_eval_release_episode", "after 0 updates"),
+    "learned distributed policy": ("distributed_eval_release_episode", None),
+    "nominal MPC, inaccurate model": (
+        "baselines_release_nominal_episode",
+        "nominal, inaccurate model",
+    ),
+    "scenario MPC, 25 sampled models": (
+        "baselines_release_episode",
+        "scenario K=25, sampled models",
+    ),
+    "scenario MPC, 25 copies of the true model": (
+        "baselines_release_episode",
+        "scenario K=25, true model",
+    ),
+}
+#: The power system on the release's own evaluation episodes (each file's load noise
+#: replayed; the baselines in the release's formulation): row of :data:`POWER` -> (data
+#: file, label or None).
+POWER_RELEASE_EPISODES = {
+    "learned distributed policy": ("distributed_eval_release_episodes", None),
+    "learned centralized policy": ("centralized_eval_release_episodes", None),
+    "nominal MPC, the release's formulation": ("baselines_release_nominal_episodes", "nominal"),
+    **{
+        f"scenario MPC, K = {k}, the release's formulation": (
+            f"baselines_release_scenario_{k}_episodes",
+            f"scenario K={k}",
+        )
+        for k in (50, 79, 100)
+    },
+}
 #: Power system (100 evaluation episodes): row -> (data file, label or None for the
 #: file's last controller, the paper's mean cost, the paper's share of violating steps).
 POWER = {
@@ -108,11 +143,13 @@ def comparison_table(
     header: str,
     violations: Callable[[dict, int], str],
     single_paper_episode: bool = False,
+    paper_episode: Mapping[str, tuple[str, str | None]] | None = None,
 ) -> list[str]:
     """A Markdown table of ``rows`` (as :data:`EXAMPLE_1`; data files under ``folder``):
-    the paper's cost, ours (:func:`_cost_cells`; ``header`` names its columns), the
-    paper's violations and ours (``violations(result, controller)``); a note for every
-    missing file."""
+    the paper's cost, with ``paper_episode`` (as :data:`EXAMPLE_1_RELEASE_EPISODE`) ours
+    on the paper's own episode, ours (:func:`_cost_cells`; ``header`` names its columns),
+    the paper's violations and ours (``violations(result, controller)``); a note for
+    every missing file."""
     table = [header, "|---" * (header.count("|") - 1) + "|"]
     missing = set()
     for name, (file, label, paper_cost, paper_violations) in rows.items():
@@ -124,11 +161,79 @@ def comparison_table(
         c, row = _controller(result, name, label)
         costs = np.asarray(result["episode_costs"][c], dtype=float)
         cells = _cost_cells(costs, paper_cost, single_paper_episode)
+        if paper_episode is not None:
+            cells.insert(0, _episode_cell(results, folder, name, paper_episode, missing))
         table.append(
             f"| {row} | {paper_cost} | {' | '.join(cells)} | {paper_violations or '–'} "
             f"| {violations(result, c)} |"
         )
     return table + [f"\n({path} not made yet)" for path in sorted(missing)]
+
+
+def _episode_cell(
+    results: Mapping[str, dict | None],
+    folder: str,
+    name: str,
+    sources: Mapping[str, tuple[str, str | None]],
+    missing: set[str],
+) -> str:
+    """Row ``name``'s (mean) cost on the paper's own episode(s) (``sources``), or "–"."""
+    if name not in sources:
+        return "–"
+    file, label = sources[name]
+    path = f"{folder}/{file}.pkl"
+    result = results.get(path)
+    if result is None:
+        missing.add(path)
+        return "–"
+    c, _ = _controller(result, name, label)
+    return f"{np.asarray(result['episode_costs'][c], dtype=float).mean():.1f}"
+
+
+#: Example 1's learned policies on the paper's episode and on 20 episodes of shared noise
+#: (the release's noise model): row -> (data file on the paper's episode, data file over
+#: the shared-noise episodes); a file of several final policies (a study's seeds) gives
+#: their median and range, a file of checkpoints its last one.
+EXAMPLE_1_POLICIES = {
+    "ours, seed 1": ("distributed_eval_release_episode", "distributed_eval_shared_noise"),
+    "ours, the 20-seed study's completed runs": (
+        "study_eval_release_episode",
+        "study_eval_shared_noise",
+    ),
+    "the release's published run (its line_81 files)": (
+        "line_81_eval_release_episode",
+        "line_81_eval_shared_noise",
+    ),
+}
+
+
+def _final_policies(result: dict | None, per_policy: Callable[[np.ndarray], float]) -> str:
+    """The cost of a file's last checkpoint, or the median and range over a study's final
+    policies (``per_policy`` of each one's episode costs)."""
+    if result is None:
+        return "–"
+    costs = np.asarray(result["episode_costs"], dtype=float)
+    if "seeds" not in result:
+        return f"{per_policy(costs[-1]):.1f} ({int(np.ravel(result['updates'])[-1])} updates)"
+    values = np.array([per_policy(c) for c in costs])
+    paper = _paper_value(EXAMPLE_1["learned distributed policy"][2])
+    return (
+        f"{np.median(values):.1f} ({values.min():.1f} to {values.max():.1f}; "
+        f"{values.size} runs, {int(np.sum(values < paper))} below {paper})"
+    )
+
+
+def policies_table(results: Mapping[str, dict | None]) -> list[str]:
+    """:data:`EXAMPLE_1_POLICIES` as a Markdown table."""
+    table = [
+        "| learned policy | cost, the paper's episode | mean cost, 20 episodes of shared noise |",
+        "|---|---|---|",
+    ]
+    for name, (episode, shared) in EXAMPLE_1_POLICIES.items():
+        one = _final_policies(results.get(f"example_1/{episode}.pkl"), lambda c: c[0])
+        many = _final_policies(results.get(f"example_1/{shared}.pkl"), np.mean)
+        table.append(f"| {name} | {one} | {many} |")
+    return table
 
 
 def _violating_steps(result: dict, c: int) -> str:
@@ -151,28 +256,42 @@ def tables(data: Path) -> str:
         results,
         "example_1",
         EXAMPLE_1,
-        "| controller | cost, paper | ours, episode 1 | ours, mean ± std | "
-        "our episodes below the paper's | steps with x_i1 < 0, paper | ours |",
+        "| controller | cost, paper | ours, the paper's episode | ours, episode 1 | "
+        "ours, mean ± std | our episodes below the paper's | steps with x_i1 < 0, paper "
+        "| ours |",
         _violating_steps,
         single_paper_episode=True,
+        paper_episode=EXAMPLE_1_RELEASE_EPISODE,
     )
     power = comparison_table(
         results,
         "power_system",
         POWER,
-        "| controller | mean episode cost, paper | ours, mean ± std | violating steps, paper "
-        "| ours |",
+        "| controller | mean episode cost, paper | ours, the paper's episodes | ours, mean ± std "
+        "| violating steps, paper | ours |",
         _violating_share,
+        paper_episode=POWER_RELEASE_EPISODES,
     )
     return "\n".join(
         [
             "Example 1, cost of 100-step evaluation episodes from the paper's initial state "
-            "(the paper: one episode; ours: the first episode, and the mean and standard "
-            "deviation over the episodes of the data file, each with its own noise):",
+            "(the paper: one episode; ours: on the paper's own episode, its noise replayed "
+            "from the release's files and the baselines in the release's formulation; then "
+            "our first episode, and the mean and standard deviation over the episodes of "
+            "the data file, each with its own noise):",
             "",
             *example_1,
             "",
-            "Power system, episode cost over 100 evaluation episodes (violating: some "
+            "Example 1's final learned policies on the paper's episode (the paper: "
+            f"{EXAMPLE_1['learned distributed policy'][2]}) "
+            "and over 20 episodes of the release's noise model (one noise value per step "
+            "shared by the agents):",
+            "",
+            *policies_table(results),
+            "",
+            "Power system, episode cost over 100 evaluation episodes (ours: on the paper's "
+            "own episodes, each file's load noise replayed and the baselines in the "
+            "release's formulation; then over our episodes; violating: some "
             "|dtheta_i| > 0.1):",
             "",
             *power,

@@ -226,16 +226,32 @@ def test_results_table_reads_the_data_and_rewrites_the_readme(tmp_path, capsys):
         16,
     )
     save_result(d / "power_system/baselines.pkl", {**power, "wall_time_s": 125.0})
+    # on the paper's own episode: a one-episode evaluation, and a study's final policies
+    episode = _evaluation("example_1_evaluation", ["after 0 updates", "after 40 updates"], 1, 10, 6)
+    episode["episode_costs"][:, 0] = [300.0, 11.25]
+    save_result(
+        d / "example_1/distributed_eval_release_episode.pkl",
+        {**episode, "updates": np.array([0, 40]), "wall_time_s": 1.0},
+    )
+    study = _evaluation("example_1_evaluation", ["seed 1", "seed 2", "seed 4"], 1, 10, 6)
+    study["episode_costs"][:, 0] = [12.0, 9.5, 30.0]
+    save_result(
+        d / "example_1/study_eval_release_episode.pkl",
+        {**study, "seeds": np.array([1, 2, 4]), "wall_time_s": 1.0},
+    )
     text = results_table.tables(d)
     learned = evaluation["episode_costs"][1]
     spread = f"{learned.mean():.1f} ± {learned.std(ddof=1):.1f}"
     assert (
-        f"| learned distributed policy, after 40 updates | ~10.1 (10000 updates) | 9.0 "
+        f"| learned distributed policy, after 40 updates | ~10.1 (10000 updates) | 11.2 | 9.0 "
         f"| {spread} | 25 % |" in text
     )
+    assert "| untrained policy (0 updates) | ~312 | 300.0 |" in text
+    assert "| ours, seed 1 | 11.2 (40 updates) | – |" in text
+    assert "| 12.0 (9.5 to 30.0; 3 runs, 1 below 10.1) | – |" in text
     share = 100 * power["violating_steps"][0].sum() / power["costs"][0].size
     nominal = power["episode_costs"][0]
-    assert f"| nominal MPC | ~349 | {nominal.mean():.1f} ± {nominal.std(ddof=1):.1f} |" in text
+    assert f"| nominal MPC | ~349 | – | {nominal.mean():.1f} ± {nominal.std(ddof=1):.1f} |" in text
     assert f"| {share:.2f} % |" in text
     assert "(power_system/distributed_eval.pkl not made yet)" in text
     assert "data/README.md" in text  # the wall times are there, not in README.md
