@@ -27,6 +27,7 @@ from .mpc import (
     declare_parameters,
     dual_function,
     lagrangian_gradient,
+    lagrangian_hessian,
 )
 from .network import Network
 from .qp import ActiveSetQp, DirectSolve, FreshConic, QpSolution
@@ -223,6 +224,7 @@ class LocalMpc:
             )
             for kind, p in self.problems.items()
         }
+        self._hessians: dict[str, BufferedFunction] = {}
 
     @property
     def V(self) -> Mpc:
@@ -330,6 +332,19 @@ class LocalMpc:
         parameters, at ``solution`` (a solution of that problem)."""
         (grad,) = self._gradients[kind](solution.x, solution.p, solution.lam)
         return grad.reshape(-1).copy()
+
+    def hessian(self, solution: LocalSolution, kind: str = "Q") -> npt.NDArray[np.floating]:
+        """The second derivative of the local Lagrangian of Q (or V) w.r.t. the agent's
+        learnable parameters at ``solution``, primal and dual variables held (built on
+        first use: first-order learning never needs it)."""
+        if kind not in self._hessians:
+            p = self.problems[kind]
+            name = f"local{self.agent}_d2{kind}"
+            self._hessians[kind] = BufferedFunction(
+                lagrangian_hessian(p.mpc, self.learnable_names, p.p_sym, p.lam_sym, name)
+            )
+        (hess,) = self._hessians[kind](solution.x, solution.p, solution.lam)
+        return hess.copy()
 
     def dual(self, kind: str, constraint: str, solution: LocalSolution) -> npt.NDArray[np.floating]:
         """The multipliers of a named constraint (e.g. ``dynamics_name(0)``) at

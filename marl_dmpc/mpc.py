@@ -189,6 +189,19 @@ def lagrangian_gradient(
     return cs.Function(name, [nlp.x, p, lam], [gradient], {"cse": True})
 
 
+def lagrangian_hessian(
+    mpc: Mpc, names: Sequence[str], p: cs.SX, lam: cs.SX, name: str
+) -> cs.Function:
+    """``(x, p, lam) -> d2L/dtheta2``: the second derivative of ``mpc``'s Lagrangian
+    w.r.t. the parameters ``names`` at fixed primal and dual variables (mpcrl's
+    "approx" Hessian: the solution's sensitivity left out), laid out as
+    :func:`lagrangian_gradient`."""
+    nlp = mpc.nlp
+    theta = cs.vvcat([nlp.parameters[n] for n in names])
+    hessian = cs.densify(NlpSensitivity(nlp, theta).hessian("L-pp"))
+    return cs.Function(name, [nlp.x, p, lam], [hessian], {"cse": True})
+
+
 def dual_function(mpc: Mpc, lam: cs.SX, constraint: str) -> cs.Function:
     """``lam -> the multipliers of the named constraint`` (an equality or an
     inequality) of ``mpc``, with the multiplier vector laid out as the caller's ``lam``."""

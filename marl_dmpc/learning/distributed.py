@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from ..admm import AdmmCoordinator, AdmmResult
 from ..config import AdmmSettings, QLearningSettings, StabilizationSettings
 from ..consensus import AverageConsensus
 from ..envs import AGENT_COSTS, mpc_parameters
-from ..local_mpc import LocalMpc
+from ..local_mpc import LocalMpc, LocalSolution
 from ..mpc import INIT_ACTION, PERTURBATION, LocalMpcDefinition, state_name
 from ..network import Network
 from .check import CentralizedCheck, split_agents
@@ -43,11 +43,21 @@ class ActionValue:
         Every agent's gradient of its local Lagrangian w.r.t. its own parameters.
     from_value : bool
         Whether it was read off V(s)'s solution rather than solved.
+    solutions : tuple of LocalSolution
+        Every agent's local solution the values and gradients were read off (of its V
+        problem if ``from_value``, else of its Q problem).
     """
 
     values: npt.NDArray[np.floating]
     gradients: tuple[npt.NDArray[np.floating], ...]
     from_value: bool
+    solutions: tuple[LocalSolution, ...] = ()
+
+    def hessians(self, local_mpcs: Sequence[LocalMpc]) -> tuple[npt.NDArray[np.floating], ...]:
+        """Every agent's second derivative of its local Lagrangian w.r.t. its own
+        parameters at its solution (:meth:`LocalMpc.hessian`)."""
+        kind = "V" if self.from_value else "Q"
+        return tuple(m.hessian(s, kind) for m, s in zip(local_mpcs, self.solutions, strict=True))
 
 
 class _StackedParameters:
@@ -232,12 +242,14 @@ class DistributedQLearning(TrainingLoop):
                 np.array([s.cost for s in local]),
                 tuple(m.gradient(s, "V") for m, s in zip(self.local_mpcs, local, strict=True)),
                 from_value=True,
+                solutions=tuple(local),
             )
         result = self._solve("Q", state, action)
         return ActionValue(
             result.values,
             tuple(m.gradient(s) for m, s in zip(self.local_mpcs, result.local, strict=True)),
             from_value=False,
+            solutions=tuple(result.local),
         )
 
     # ----------------------------------------------------------------- learning

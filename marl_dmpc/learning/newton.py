@@ -1,0 +1,108 @@
+"""Second-order (regularized Newton) updates of MPC-based Q-learning, centralized and
+distributed.
+
+A replay sample of ``T`` transitions gives the TD errors ``delta_t``, the gradients
+``g_t = dQ/dtheta (s_t, a_t)`` (the columns of ``G``, ``d x T``) and the second derivatives
+``K_t`` of Q's Lagrangian w.r.t. the parameters (mpcrl's "approx" Hessian). The loss is
+the mean squared TD error ``(1 / 2T) sum_t delta_t^2`` with ``delta_t = c_t + gamma
+V(s_t+) - Q(s_t, a_t)`` (a semi-gradient: V's dependence on theta left out), so
+
+    gradient  r = -(1/T) G delta,
+    Hessian   H = (1/T) G G^T + D,    D = tau I - (1/T) sum_t delta_t K_t,
+
+and the update is ``dtheta = -lr H^{-1} r``. With ``C = G^T D^{-1} G`` (``T x T``), the
+Woodbury identity gives ``H^{-1} G = T D^{-1} G (T I + C)^{-1}``, so
+
+    dtheta = lr D^{-1} G (T I + C)^{-1} delta.
+
+In the distributed MPC, Q is the sum of the agents' local Lagrangians and agent ``i``'s
+parameters enter only its own: ``G`` stacks the agents' local gradients ``G_i`` and ``D``
+is block diagonal with one block ``D_i`` per agent. Then ``C = sum_i G_i^T D_i^{-1} G_i``,
+a sum every agent obtains by average consensus (``n`` times the average of its own
+term), and agent ``i``'s share of the update is
+
+    dtheta_i = lr D_i^{-1} G_i (T I + C)^{-1} delta,
+
+which needs only its own ``D_i`` and ``G_i``, the consensus on ``C`` and the TD errors
+(which the agents already share). :func:`newton_step` is the centralized step,
+:class:`LocalNewtonTerms` and :func:`local_newton_step` the distributed one; they agree
+to round-off when the consensus is exact (``tests/test_newton.py``).
+
+A block ``D_i`` that is not positive definite (a large curvature term) is made so by
+mpcrl's :func:`~mpcrl.util.math.cholesky_added_multiple_identity`, block by block in both
+forms, so that the two stay the same update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from mpcrl.util.math import cholesky_added_multiple_identity
+from scipy.linalg import cho_solve, solve
+
+Array = npt.NDArray[np.floating]
+
+
+def curvature_block(td: Array, hessians: Array | None, tau: float, size: int) -> Array:
+    """One agent's regularized curvature block ``D_i = tau I - (1/T) sum_t delta_t K_t``
+    (``hessians`` of shape (T, d_i, d_i), or None where Q's Lagrangian is linear in the
+    parameters)."""
+    block = tau * np.eye(size)
+    if hessians is not None:
+        block -= np.tensordot(td, hessians, axes=1) / len(td)
+    return block
+
+
+class LocalNewtonTerms:
+    """Agent ``i``'s part of a distributed Newton step: the Cholesky factor of its block
+    ``D_i``, ``W_i = D_i^{-1} G_i`` and its term ``G_i^T D_i^{-1} G_i`` of ``C``.
+
+    Parameters
+    ----------
+    gradients : ndarray, shape (d_i, T)
+        The agent's local gradients of the sample's transitions, as columns.
+    td : ndarray, shape (T,)
+        The sample's TD errors.
+    hessians : ndarray, shape (T, d_i, d_i), optional
+        The second derivatives of the agent's local Lagrangian (None: zero).
+    tau : float
+        The regularization.
+    """
+
+    def __init__(self, gradients: Array, td: Array, hessians: Array | None, tau: float) -> None:
+        gradients = np.asarray(gradients, dtype=float)
+        block = curvature_block(td, hessians, tau, gradients.shape[0])
+        self.factor = cholesky_added_multiple_identity(block)
+        self.weighted = cho_solve((self.factor, True), gradients)
+        self.term = gradients.T @ self.weighted
+
+
+def local_newton_step(terms: LocalNewtonTerms, C: Array, td: Array, lr: float) -> Array:
+    """Agent ``i``'s update ``lr D_i^{-1} G_i (T I + C)^{-1} delta`` from its own terms,
+    ``C`` (the consensus on every agent's :attr:`LocalNewtonTerms.term`, summed) and the
+    TD errors."""
+    T = len(td)
+    return lr * terms.weighted @ solve(T * np.eye(T) + C, td, assume_a="pos")
+
+
+def newton_step(
+    gradients: Sequence[Array], td: Array, hessians: Sequence[Array | None], tau: float, lr: float
+) -> list[Array]:
+    """The centralized update ``-lr H^{-1} r`` of every agent's parameters, from the full
+    ``H = (1/T) G G^T + blockdiag(D_i)`` (each block as :class:`LocalNewtonTerms` makes
+    it); for reference and tests: the learners use the distributed form, whose cost
+    grows with ``T`` instead of the number of parameters."""
+    T = len(td)
+    G = np.vstack([np.asarray(g, dtype=float) for g in gradients])
+    blocks = []
+    for g, k in zip(gradients, hessians, strict=True):
+        L = cholesky_added_multiple_identity(curvature_block(td, k, tau, len(g)))
+        blocks.append(L @ L.T)
+    sizes = np.cumsum([0, *(len(b) for b in blocks)])
+    H = G @ G.T / T
+    for b, start in zip(blocks, sizes, strict=False):
+        H[start : start + len(b), start : start + len(b)] += b
+    step = solve(H, G @ td / T, assume_a="pos") * lr
+    return [step[a:b] for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
