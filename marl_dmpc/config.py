@@ -25,6 +25,8 @@ from .solvers import DEFAULT_SOLVER, SOLVER_CHOICES
 
 #: When updates are counted (mpcrl's hook names).
 UPDATE_HOOKS = ("on_timestep_end", "on_episode_end")
+#: The update directions (``QLearningSettings.optimizer``).
+OPTIMIZERS = ("gradient", "newton")
 
 
 class ConfigError(ValueError):
@@ -166,6 +168,12 @@ class QLearningSettings:
         Factor applied to epsilon after every update.
     exploration_strength : float
         Scale of the exploration's cost perturbation (a standard normal draw times it).
+    optimizer : str
+        The update's direction: gradient (the paper's gradient descent) or newton (a
+        regularized Newton step on the replay sample's mean squared TD error; distributed
+        runs only, so far; docs/method.md).
+    newton_tau : float
+        With --optimizer newton, the regularization added to the Hessian's diagonal.
     """
 
     flag_group: ClassVar[str] = "Q-learning"
@@ -180,11 +188,15 @@ class QLearningSettings:
     epsilon: float
     epsilon_decay: float
     exploration_strength: float
+    optimizer: str = "gradient"
+    newton_tau: float = 1e-3
 
     def __post_init__(self) -> None:
         _check_all(
             self,
             {
+                "optimizer": (f"one of {', '.join(OPTIMIZERS)}", OPTIMIZERS.__contains__),
+                "newton_tau": ("a finite number > 0", _positive),
                 "learning_rate": ("a finite number >= 0", _nonnegative),
                 "learning_rate_decay": ("a number in (0, 1]", _rate_factor),
                 "update_every": ("an integer > 0", _positive_int),
@@ -377,6 +389,10 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
         if self.centralized and self.check_centralized:
             raise ConfigError(
                 "check_centralized", "check_centralized applies to distributed runs only"
+            )
+        if self.centralized and self.optimizer == "newton":
+            raise ConfigError(
+                "optimizer", "optimizer newton is not yet available with centralized runs"
             )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from ..mpc import INIT_ACTION, PERTURBATION, LocalMpcDefinition, state_name
 from ..network import Network
 from .check import CentralizedCheck, split_agents
 from .loop import TrainingLoop
+from .newton import LocalNewtonTerms, local_newton_step
 from .records import TrainingLog
 from .settings import (
     clip_td_error,
@@ -46,12 +48,16 @@ class ActionValue:
     solutions : tuple of LocalSolution
         Every agent's local solution the values and gradients were read off (of its V
         problem if ``from_value``, else of its Q problem).
+    curvatures : tuple of ndarray, optional
+        Every agent's :meth:`hessians`, taken at once where a second-order learner needs
+        them (None otherwise).
     """
 
     values: npt.NDArray[np.floating]
     gradients: tuple[npt.NDArray[np.floating], ...]
     from_value: bool
     solutions: tuple[LocalSolution, ...] = ()
+    curvatures: tuple[npt.NDArray[np.floating], ...] | None = None
 
     def hessians(self, local_mpcs: Sequence[LocalMpc]) -> tuple[npt.NDArray[np.floating], ...]:
         """Every agent's second derivative of its local Lagrangian w.r.t. its own
@@ -129,6 +135,7 @@ class DistributedQLearning(TrainingLoop):
     ) -> None:
         n = network.n_agents
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
+        self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
         self.definition = definition
         self.network = network
         self.discount = definition.discount
@@ -238,19 +245,23 @@ class DistributedQLearning(TrainingLoop):
         """
         if value_solution is not None:
             local = value_solution.local
-            return ActionValue(
+            q = ActionValue(
                 np.array([s.cost for s in local]),
                 tuple(m.gradient(s, "V") for m, s in zip(self.local_mpcs, local, strict=True)),
                 from_value=True,
                 solutions=tuple(local),
             )
-        result = self._solve("Q", state, action)
-        return ActionValue(
-            result.values,
-            tuple(m.gradient(s) for m, s in zip(self.local_mpcs, result.local, strict=True)),
-            from_value=False,
-            solutions=tuple(result.local),
-        )
+        else:
+            result = self._solve("Q", state, action)
+            q = ActionValue(
+                result.values,
+                tuple(m.gradient(s) for m, s in zip(self.local_mpcs, result.local, strict=True)),
+                from_value=False,
+                solutions=tuple(result.local),
+            )
+        if self.newton_tau is None:
+            return q
+        return dataclasses.replace(q, curvatures=q.hessians(self.local_mpcs))
 
     # ----------------------------------------------------------------- learning
     def _begin(self, env: Env, rng: np.random.Generator) -> None:
@@ -324,8 +335,12 @@ class DistributedQLearning(TrainingLoop):
         q_value = self.consensus.sum(q.values)
         td = cost + self.discount * v_next - q_value  # every agent's own estimate
         scale = clip_td_error(td, self.td_clip)
-        gradients = tuple(-scale[i] * dq for i, dq in enumerate(q.gradients))
-        self.experience.append(gradients)
+        if q.curvatures is None:
+            self.experience.append(tuple(-scale[i] * dq for i, dq in enumerate(q.gradients)))
+        else:  # the second-order update needs the parts (newton_directions)
+            self.experience.append(
+                tuple((float(scale[i]), dq, q.curvatures[i]) for i, dq in enumerate(q.gradients))
+            )
         self.log.td_errors.append(float(td.mean()))
         return float(td.mean())
 
@@ -334,9 +349,14 @@ class DistributedQLearning(TrainingLoop):
         if not self.update_strategy.can_update() or len(self.experience) == 0:
             return False
         sample = list(self.experience.sample())
+        if self.newton_tau is None:
+            directions = [
+                np.mean([item[i] for item in sample], axis=0) for i in range(len(self.optimizers))
+            ]
+        else:
+            directions = self._newton_directions(sample)
         for i, optimizer in enumerate(self.optimizers):
-            gradient = np.mean([item[i] for item in sample], axis=0)
-            status = optimizer.update(gradient)
+            status = optimizer.update(directions[i])
             if status is not None:
                 raise RuntimeError(f"update of agent {i} failed: {status}")
             self.learnable[i].refresh()
@@ -345,3 +365,19 @@ class DistributedQLearning(TrainingLoop):
             optimizer.step()
         self.log.record_parameters(self.parameter_values())
         return True
+
+    def _newton_directions(self, sample: list[tuple]) -> list[npt.NDArray[np.floating]]:
+        """Every agent's regularized Newton direction ``H^{-1} r`` on ``sample`` from its
+        own terms and a consensus on ``C`` (:mod:`marl_dmpc.learning.newton`); gradient
+        descent's step ``-lr`` times it is the Newton step."""
+        assert self.newton_tau is not None
+        T = len(sample)
+        tds, terms = [], []
+        for i in range(len(self.optimizers)):
+            td = np.array([item[i][0] for item in sample])
+            gradients = np.column_stack([item[i][1] for item in sample])
+            curvatures = np.stack([item[i][2] for item in sample])
+            tds.append(td)
+            terms.append(LocalNewtonTerms(gradients, td, curvatures, self.newton_tau))
+        C = self.consensus.sum(np.stack([t.term.reshape(-1) for t in terms]))
+        return [-local_newton_step(t, C[i].reshape(T, T), tds[i], 1.0) for i, t in enumerate(terms)]
