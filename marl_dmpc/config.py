@@ -170,8 +170,8 @@ class QLearningSettings:
         Scale of the exploration's cost perturbation (a standard normal draw times it).
     optimizer : str
         The update's direction: gradient (the paper's gradient descent) or newton (a
-        regularized Newton step on the replay sample's mean squared TD error; distributed
-        runs only, so far; docs/method.md).
+        regularized Newton step on the replay sample's mean squared TD error;
+        docs/method.md).
     newton_tau : float
         With --optimizer newton, the regularization added to the Hessian's diagonal.
     """
@@ -389,10 +389,6 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
         if self.centralized and self.check_centralized:
             raise ConfigError(
                 "check_centralized", "check_centralized applies to distributed runs only"
-            )
-        if self.centralized and self.optimizer == "newton":
-            raise ConfigError(
-                "optimizer", "optimizer newton is not yet available with centralized runs"
             )
 
     @property

@@ -108,12 +108,28 @@ def start_training(agent: LstdQLearningAgent) -> None:
 
 
 def store_experience(
-    agent: LstdQLearningAgent, cost: float, q: Any, v: Any, td_clip: float = 0.0
+    agent: LstdQLearningAgent,
+    cost: float,
+    q: Any,
+    v: Any,
+    td_clip: float = 0.0,
+    curvature: Any = None,
 ) -> bool:
     """Store one transition's TD error and gradient as the agent's
     ``train_one_episode`` does; ``False`` if a solution failed. With ``td_clip``, the
     TD error that scales the stored gradient is clipped at +-td_clip (first-order
-    agents only; the recorded TD error is not clipped)."""
+    agents only; the recorded TD error is not clipped). With ``curvature`` (Q's
+    second derivative in the parameters), the parts of a second-order update are stored
+    instead: the (clipped) TD error, dQ and the curvature."""
+    if curvature is not None:
+        success = bool(q.success and v.success)
+        td_error = cost + agent.discount_factor * v.f - q.f if success else np.nan
+        if success:
+            clipped = float(np.clip(td_error, -td_clip, td_clip)) if td_clip else float(td_error)
+            agent.store_experience((clipped, agent._sensitivity(q), np.asarray(curvature)))
+        if agent.td_errors is not None:
+            agent.td_errors.append(td_error)
+        return success
     if not td_clip:
         return bool(agent._try_store_experience(cost, q, v))
     if agent.optimizer.order != 1:

@@ -101,6 +101,13 @@ CASES = {
         ("10", "0"),
         signal.SIGKILL,
     ),
+    "example_1 centralized, newton, killed": (
+        "example_1",
+        ["--steps", "300"],
+        ["--centralized", "--optimizer", "newton", "--learning-rate", "1e-3"],
+        ("10", "0"),
+        signal.SIGKILL,
+    ),
     "power_system distributed, killed": (
         "power_system",
         ["--episodes", "3"],

@@ -17,11 +17,18 @@ from mpcrl.optim import GradientDescent
 from .. import mpcrl_compat as compat
 from ..config import QLearningSettings, StabilizationSettings
 from ..envs import mpc_parameters
-from ..mpc import PERTURBATION, LocalMpcDefinition, build_centralized_mpc, lagrangian_gradient
+from ..mpc import (
+    PERTURBATION,
+    LocalMpcDefinition,
+    build_centralized_mpc,
+    lagrangian_gradient,
+    lagrangian_hessian,
+)
 from ..network import Network
 from ..solvers import fallback_setup, solver_setup
 from .check import multipliers
 from .loop import TrainingLoop, refresh_solvers
+from .newton import newton_step
 from .qp_solver import ActiveSetNlpSolver
 from .records import TrainingLog
 from .settings import (
@@ -58,6 +65,22 @@ class _QFromV:
 
 def _as_vector(value: Any) -> npt.NDArray[np.floating]:
     return np.asarray(value, dtype=float).reshape(-1)
+
+
+def _agent_slices(
+    names: list[str], values: Mapping[str, npt.ArrayLike], owners: Mapping[str, int], n: int
+) -> list[slice]:
+    """Where every agent's parameters lie in the stacked parameter vector (the order of
+    ``names``; each agent's contiguous, as the learnable parameters are built agent by
+    agent): the blocks of the Newton step's curvature."""
+    ends = np.cumsum([0, *(int(np.size(values[name])) for name in names)])
+    slices = []
+    for i in range(n):
+        own = [k for k, name in enumerate(names) if owners[name] == i]
+        if own != list(range(own[0], own[-1] + 1)):
+            raise ValueError(f"agent {i}'s parameters are not contiguous")
+        slices.append(slice(int(ends[own[0]]), int(ends[own[-1] + 1])))
+    return slices
 
 
 class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
@@ -101,6 +124,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             name="centralized",
         )
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
+        self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
         if self.optimizer.order != 1:
             raise ValueError("CentralizedQLearning supports first-order optimizers only")
         names = compat.learnable_names(self)
@@ -109,6 +133,15 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             kind: lagrangian_gradient(mpc, names, mpc.nlp.p, multipliers(mpc), f"d{kind}")
             for kind, mpc in (("V", v_mpc), ("Q", q_mpc))
         }
+        self._curvatures = (
+            {
+                kind: lagrangian_hessian(mpc, names, mpc.nlp.p, multipliers(mpc), f"d2{kind}")
+                for kind, mpc in (("V", v_mpc), ("Q", q_mpc))
+            }
+            if self.newton_tau is not None
+            else {}
+        )
+        self._agent_slices = _agent_slices(names, learnable, self._agents, n)
         v = v_mpc.nlp
         unperturbed = v.f
         if PERTURBATION in v.parameters:
@@ -176,6 +209,32 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         dq = self._gradients[kind](solution.x, solution.p, solution.lam_g_and_h)
         return np.asarray(dq).reshape(-1)
 
+    def _ddq(self, solution: Any) -> npt.NDArray[np.floating]:
+        """The second derivative of Q's Lagrangian w.r.t. the parameters (as :meth:`_dq`)."""
+        kind, solution = ("V", solution.v) if isinstance(solution, _QFromV) else ("Q", solution)
+        return np.asarray(self._curvatures[kind](solution.x, solution.p, solution.lam_g_and_h))
+
+    def update(self) -> str | None:
+        """mpcrl's update, or with ``--optimizer newton`` gradient descent along the
+        regularized Newton direction of the replay sample, each agent's curvature block
+        regularized as the distributed learner's (:mod:`marl_dmpc.learning.newton`)."""
+        if self.newton_tau is None:
+            return super().update()
+        if len(self.experience) <= 0:
+            return "Experience buffer empty."
+        sample = list(self.experience.sample())
+        td = np.array([item[0] for item in sample])
+        G = np.column_stack([item[1] for item in sample])
+        K = np.stack([item[2] for item in sample])
+        steps = newton_step(
+            [G[s] for s in self._agent_slices],
+            td,
+            [K[:, s, s] for s in self._agent_slices],
+            self.newton_tau,
+            1.0,
+        )
+        return self.optimizer.update(-np.concatenate(steps))
+
     def read_env_parameters(self, env: Env) -> None:
         """Give the MPC the env's current values of its time-varying parameters."""
         fixed = self.fixed_parameters
@@ -219,7 +278,11 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         new_state, cost, truncated, terminated, _ = env.step(action)
         self.on_env_step(env, episode, timestep)
         new_action, solution_v = self.state_value(new_state, False, action_space=env.action_space)
-        if not compat.store_experience(self, cost, solution_q, solution_v, self.td_clip):
+        curvature = None if self.newton_tau is None else self._ddq(solution_q)
+        stored = compat.store_experience(
+            self, cost, solution_q, solution_v, self.td_clip, curvature
+        )
+        if not stored:
             self.on_mpc_failure(
                 episode, timestep, f"{solution_q.status} (Q); {solution_v.status} (V)", True
             )
