@@ -203,7 +203,7 @@ def test_a_sweep_records_diverged_runs_and_keeps_them(tmp_path, capsys):
     assert sweep(["summarize", str(folder), "--out", str(summary)]) == 0
     assert sweep(["report", str(summary), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "report.md").read_text()
-    assert "| summary: default | 1 | 0 | 1 | 0 |" in table
+    assert "| summary: steps=80 | 1 | 0 | 1 | 0 |" in table
 
 
 def test_a_grid_of_stabilized_switches_the_preset_on():

@@ -259,7 +259,7 @@ SMOKE: dict[str, Smoke] = {
     ),
     "-m marl_dmpc.sweep report": Smoke(
         ["-m", "marl_dmpc.sweep", "report", "{tmp}/sweep", "--out", "{tmp}/report"],
-        _files("report/report.md", 1, printed="| default |"),
+        _files("report/report.md", 1, printed="| steps=3 |"),
         needs=["-m marl_dmpc.sweep example_1"],
     ),
     "-m marl_dmpc.sweep summarize": Smoke(

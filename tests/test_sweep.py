@@ -148,7 +148,9 @@ def test_report_writes_its_table_and_figure(local_sweep, capsys):
     out = local_sweep.parent / "report"
     assert sweep(["report", str(local_sweep), "--out", str(out)]) == 0
     table = (out / "report.md").read_text()
-    for label in LABELS:
+    # labelled by what differs from the example's defaults (6e-5 is its learning rate),
+    # grid and base settings alike
+    for label in ("steps=20", "learning_rate=3e-05,steps=20"):
         assert f"| {label} | 2 | 2 | 0 | 0 |" in table
     rows = (out / "report.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("configuration,runs,completed")
@@ -186,3 +188,21 @@ def test_the_default_folder_is_the_same_for_the_same_command(tmp_path, monkeypat
         + out.count(f"1 runs in {folders[1].relative_to(tmp_path)}")
         == 3
     )
+
+
+def test_a_report_labels_a_configuration_by_what_differs_from_the_defaults():
+    """A study's configuration is labelled by every setting that differs from the
+    example's defaults, including those of its base (``--stabilized``, ``--steps``), not
+    by its grid point alone (which would call both studies below "default")."""
+    from marl_dmpc.results import load_result
+    from marl_dmpc.sweep.report import relabelled
+
+    from .helpers import ROOT
+
+    data = ROOT / "data" / "robustness"
+    stabilized = relabelled(load_result(data / "example_1_distributed_stabilized.pkl"))
+    (label,) = stabilized["planned"]
+    assert label.startswith("stabilized=True,") and "steps=20000" in label
+    assert {run["label"] for run in stabilized["runs"]} == {label}
+    default = relabelled(load_result(data / "example_1_distributed_default.pkl"))
+    assert list(default["planned"]) == ["steps=20000"]

@@ -90,6 +90,20 @@ def label(combination: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in combination.items()) or "default"
 
 
+def settings_label(example: str, config: dict[str, Any]) -> str:
+    """The settings of a run's ``config`` that differ from the example's defaults, as a
+    label (``default`` for none; the seed left out): what a report calls the run's
+    configuration, whether a setting came from the sweep's grid or its base
+    (``--stabilized``, ``--steps``)."""
+    defaults = dataclasses.asdict(load_example(example).config_type())
+    changed = {
+        name: value
+        for name, value in config.items()
+        if name != "seed" and name in defaults and value != defaults[name]
+    }
+    return label(changed)
+
+
 @dataclasses.dataclass(frozen=True, eq=True)
 class PlannedRun:
     """One run of a sweep: its configuration label, seed, config (a dict) and files

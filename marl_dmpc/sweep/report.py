@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..files import Outputs
+from .plan import settings_label
 from .summary import SummaryError, load_summary, summarize
 
 COLUMNS = [
@@ -46,7 +47,21 @@ def collect(source: Path) -> tuple[dict[str, int], dict[str, list[dict[str, Any]
     sweep folder or a summary file (labels prefixed with the example's name when the
     source is a file, to tell studies apart)."""
     summary = summarize(source) if source.is_dir() else load_summary(source)
-    return summary_runs(summary, prefix="" if source.is_dir() else f"{source.stem}: ")
+    return summary_runs(relabelled(summary), prefix="" if source.is_dir() else f"{source.stem}: ")
+
+
+def relabelled(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with every configuration labelled by the settings that differ from
+    its example's defaults (:func:`~.plan.settings_label`) instead of its grid point
+    (a configuration none of whose runs has a result keeps its grid label)."""
+    names = {}
+    for run in summary["runs"]:
+        names.setdefault(run["label"], settings_label(summary["example"], run["config"]))
+    return {
+        **summary,
+        "planned": {names.get(k, k): n for k, n in summary["planned"].items()},
+        "runs": [{**run, "label": names[run["label"]]} for run in summary["runs"]],
+    }
 
 
 def summary_runs(
