@@ -27,6 +27,8 @@ from .solvers import DEFAULT_SOLVER, SOLVER_CHOICES
 UPDATE_HOOKS = ("on_timestep_end", "on_episode_end")
 #: The update directions (``QLearningSettings.optimizer``).
 OPTIMIZERS = ("gradient", "newton")
+#: The Newton step's scalings (``QLearningSettings.newton_variant``).
+NEWTON_VARIANTS = ("exact", "follow_up")
 
 
 class ConfigError(ValueError):
@@ -174,6 +176,10 @@ class QLearningSettings:
         docs/method.md).
     newton_tau : float
         With --optimizer newton, the regularization added to the Hessian's diagonal.
+    newton_variant : str
+        With --optimizer newton: exact (the Newton step of the sample's mean squared TD
+        error) or follow_up (the follow-up's distributed scaling: every agent's curvature
+        block and regularization divided by the sample size; docs/method.md).
     """
 
     flag_group: ClassVar[str] = "Q-learning"
@@ -190,6 +196,7 @@ class QLearningSettings:
     exploration_strength: float
     optimizer: str = "gradient"
     newton_tau: float = 1e-3
+    newton_variant: str = "exact"
 
     def __post_init__(self) -> None:
         _check_all(
@@ -197,6 +204,10 @@ class QLearningSettings:
             {
                 "optimizer": (f"one of {', '.join(OPTIMIZERS)}", OPTIMIZERS.__contains__),
                 "newton_tau": ("a finite number > 0", _positive),
+                "newton_variant": (
+                    f"one of {', '.join(NEWTON_VARIANTS)}",
+                    NEWTON_VARIANTS.__contains__,
+                ),
                 "learning_rate": ("a finite number >= 0", _nonnegative),
                 "learning_rate_decay": ("a number in (0, 1]", _rate_factor),
                 "update_every": ("an integer > 0", _positive_int),

@@ -194,3 +194,33 @@ def test_centralized_and_distributed_newton_runs_take_the_same_steps(example):
     for name in distributed:
         gap = np.abs(np.asarray(distributed[name][1]) - np.asarray(centralized[name][1])).max()
         assert gap < 1e-6 * moved, name
+
+
+def test_the_follow_ups_variant_is_the_step_with_its_blocks_divided_by_T():
+    """The follow-up's distributed step, ``lr D_i^{-1} G_i (I + C)^{-1} delta`` with its
+    ``D_i = tau I - (1/T) sum_t delta_t K_t`` and ``C = sum_i G_i^T D_i^{-1} G_i``, is the
+    exact Newton step with every block divided by ``T`` (``newton_variant
+    "follow_up"``), in the distributed and the centralized form alike."""
+    from marl_dmpc.learning.newton import block_scale, curvature_block
+
+    rng = np.random.default_rng(7)
+    T, sizes, tau, lr = 15, (4, 6, 3), 1e-3, 1e-4
+    G = [rng.standard_normal((d, T)) for d in sizes]
+    td = rng.standard_normal(T)
+    K = [1e-4 * rng.standard_normal((T, d, d)) for d in sizes]  # every block positive definite
+    K = [0.5 * (k + k.transpose(0, 2, 1)) for k in K]
+    D = [curvature_block(td, k, tau, d) for k, d in zip(K, sizes, strict=True)]
+    C = sum(g.T @ np.linalg.solve(d, g) for g, d in zip(G, D, strict=True))
+    theirs = [
+        lr * np.linalg.solve(d, g) @ np.linalg.solve(np.eye(T) + C, td)
+        for g, d in zip(G, D, strict=True)
+    ]
+    scale = block_scale("follow_up", T)
+    terms = [LocalNewtonTerms(g, td, k, tau, scale) for g, k in zip(G, K, strict=True)]
+    C_scaled = sum(t.term for t in terms)
+    ours = [local_newton_step(t, C_scaled, td, lr) for t in terms]
+    size = max(np.abs(x).max() for x in theirs)
+    assert _gap(ours, theirs) < 1e-9 * size
+    assert _gap(newton_step(G, td, K, tau, lr, scale), theirs) < 1e-9 * size
+    exact = newton_step(G, td, K, tau, lr)
+    assert _gap(exact, theirs) > 1e-3 * size  # a different step

@@ -28,7 +28,7 @@ from ..network import Network
 from ..solvers import fallback_setup, solver_setup
 from .check import multipliers
 from .loop import TrainingLoop, refresh_solvers
-from .newton import newton_step
+from .newton import block_scale, newton_step
 from .qp_solver import ActiveSetNlpSolver
 from .records import TrainingLog
 from .settings import (
@@ -125,6 +125,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         )
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
+        self.newton_variant = settings.newton_variant
         if self.optimizer.order != 1:
             raise ValueError("CentralizedQLearning supports first-order optimizers only")
         names = compat.learnable_names(self)
@@ -232,6 +233,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             [K[:, s, s] for s in self._agent_slices],
             self.newton_tau,
             1.0,
+            block_scale(self.newton_variant, len(td)),
         )
         return self.optimizer.update(-np.concatenate(steps))
 

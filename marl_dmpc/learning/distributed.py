@@ -22,7 +22,7 @@ from ..mpc import INIT_ACTION, PERTURBATION, LocalMpcDefinition, state_name
 from ..network import Network
 from .check import CentralizedCheck, split_agents
 from .loop import TrainingLoop
-from .newton import LocalNewtonTerms, local_newton_step
+from .newton import LocalNewtonTerms, block_scale, local_newton_step
 from .records import TrainingLog
 from .settings import (
     clip_td_error,
@@ -136,6 +136,7 @@ class DistributedQLearning(TrainingLoop):
         n = network.n_agents
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
+        self.newton_variant = settings.newton_variant
         self.definition = definition
         self.network = network
         self.discount = definition.discount
@@ -378,6 +379,7 @@ class DistributedQLearning(TrainingLoop):
             gradients = np.column_stack([item[i][1] for item in sample])
             curvatures = np.stack([item[i][2] for item in sample])
             tds.append(td)
-            terms.append(LocalNewtonTerms(gradients, td, curvatures, self.newton_tau))
+            scale = block_scale(self.newton_variant, T)
+            terms.append(LocalNewtonTerms(gradients, td, curvatures, self.newton_tau, scale))
         C = self.consensus.sum(np.stack([t.term.reshape(-1) for t in terms]))
         return [-local_newton_step(t, C[i].reshape(T, T), tds[i], 1.0) for i, t in enumerate(terms)]

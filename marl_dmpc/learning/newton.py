@@ -31,6 +31,13 @@ to round-off when the consensus is exact (``tests/test_newton.py``).
 A block ``D_i`` that is not positive definite (a large curvature term) is made so by
 mpcrl's :func:`~mpcrl.util.math.cholesky_added_multiple_identity`, block by block in both
 forms, so that the two stay the same update.
+
+The follow-up's code release computes its distributed step as ``lr D_i^{-1} G_i (I +
+C)^{-1} delta``: with ``I`` where the exact step has ``T I``. That is the exact step with
+every block ``D_i`` divided by ``T`` (regularization ``tau / T`` and curvature term
+``(1/T^2) sum_t delta_t K_t``), which its centralized optimizer does not do (it takes the
+exact step). ``block_scale = 1 / T`` gives that variant in both forms (the config's
+``newton_variant = "follow_up"``).
 """
 
 from __future__ import annotations
@@ -45,14 +52,16 @@ from scipy.linalg import cho_solve, solve
 Array = npt.NDArray[np.floating]
 
 
-def curvature_block(td: Array, hessians: Array | None, tau: float, size: int) -> Array:
+def curvature_block(
+    td: Array, hessians: Array | None, tau: float, size: int, scale: float = 1.0
+) -> Array:
     """One agent's regularized curvature block ``D_i = tau I - (1/T) sum_t delta_t K_t``
     (``hessians`` of shape (T, d_i, d_i), or None where Q's Lagrangian is linear in the
-    parameters)."""
+    parameters), times ``scale`` (1; ``1/T`` for the follow-up's variant)."""
     block = tau * np.eye(size)
     if hessians is not None:
         block -= np.tensordot(td, hessians, axes=1) / len(td)
-    return block
+    return scale * block
 
 
 class LocalNewtonTerms:
@@ -69,11 +78,15 @@ class LocalNewtonTerms:
         The second derivatives of the agent's local Lagrangian (None: zero).
     tau : float
         The regularization.
+    scale : float, optional
+        The block's factor (:func:`curvature_block`).
     """
 
-    def __init__(self, gradients: Array, td: Array, hessians: Array | None, tau: float) -> None:
+    def __init__(
+        self, gradients: Array, td: Array, hessians: Array | None, tau: float, scale: float = 1.0
+    ) -> None:
         gradients = np.asarray(gradients, dtype=float)
-        block = curvature_block(td, hessians, tau, gradients.shape[0])
+        block = curvature_block(td, hessians, tau, gradients.shape[0], scale)
         self.factor = cholesky_added_multiple_identity(block)
         self.weighted = cho_solve((self.factor, True), gradients)
         self.term = gradients.T @ self.weighted
@@ -88,7 +101,12 @@ def local_newton_step(terms: LocalNewtonTerms, C: Array, td: Array, lr: float) -
 
 
 def newton_step(
-    gradients: Sequence[Array], td: Array, hessians: Sequence[Array | None], tau: float, lr: float
+    gradients: Sequence[Array],
+    td: Array,
+    hessians: Sequence[Array | None],
+    tau: float,
+    lr: float,
+    scale: float = 1.0,
 ) -> list[Array]:
     """The centralized update ``-lr H^{-1} r`` of every agent's parameters, from the full
     ``H = (1/T) G G^T + blockdiag(D_i)`` (each block as :class:`LocalNewtonTerms` makes
@@ -98,7 +116,7 @@ def newton_step(
     G = np.vstack([np.asarray(g, dtype=float) for g in gradients])
     blocks = []
     for g, k in zip(gradients, hessians, strict=True):
-        L = cholesky_added_multiple_identity(curvature_block(td, k, tau, len(g)))
+        L = cholesky_added_multiple_identity(curvature_block(td, k, tau, len(g), scale))
         blocks.append(L @ L.T)
     sizes = np.cumsum([0, *(len(b) for b in blocks)])
     H = G @ G.T / T
@@ -106,3 +124,13 @@ def newton_step(
         H[start : start + len(b), start : start + len(b)] += b
     step = solve(H, G @ td / T, assume_a="pos") * lr
     return [step[a:b] for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+
+
+def block_scale(variant: str, T: int) -> float:
+    """The curvature blocks' factor of a Newton variant: 1 for ``"exact"``, ``1/T`` for
+    the follow-up's ``"follow_up"``."""
+    if variant == "exact":
+        return 1.0
+    if variant == "follow_up":
+        return 1.0 / T
+    raise ValueError(f"unknown Newton variant {variant!r}")
