@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from marl_dmpc.config import ConfigError, TrainingConfig
+from marl_dmpc.config import OneEpisodeConfig
 
 
 @dataclass(frozen=True, kw_only=True)
-class Example1Config(TrainingConfig):
+class Example1Config(OneEpisodeConfig):
     """Settings of an example-1 training run (one episode of ``steps`` steps); defaults
     are the release's hyperparameters (``docs/reproduction.md``) except the ADMM
     algorithm (stopping rule, acceleration) and the solver, which do not change the
@@ -46,8 +46,3 @@ class Example1Config(TrainingConfig):
     epsilon: float = 0.7
     epsilon_decay: float = 0.99
     exploration_strength: float = 1.0  # 0.5 * (u_max - u_min)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ConfigError("steps", f"steps must be an integer > 0; got {self.steps!r}")

@@ -30,14 +30,8 @@ def build_learner(config: Example1Config) -> Learner:
 
 def setup(config: Example1Config) -> TrainingSetup:
     """What a run with ``config`` trains: one episode of ``config.steps`` steps."""
-    return TrainingSetup(
-        label=f"example 1, {config.steps} steps",
-        learner=build_learner(config),
-        env=CoupledLinearSystemsEnv(max_steps=config.steps),
-        episodes=1,
-        total_steps=config.steps,
-        checkpoint_unit="steps",
-    )
+    env = CoupledLinearSystemsEnv(max_steps=config.steps)
+    return TrainingSetup.one_episode("example 1", build_learner(config), env, config.steps)
 
 
 EXAMPLE = TrainingExample(

@@ -73,15 +73,18 @@ def add_soft_bounds(
     rows: Sequence[int],
     lower: cs.SX,
     upper: cs.SX,
+    first: int = 1,
 ) -> cs.SX:
-    """Soften ``lower <= x[rows, 1:] <= upper`` with one slack per bounded entry.
+    """Soften ``lower <= x[rows, first:] <= upper`` with one slack per bounded entry
+    (``first`` 1: the predicted states ``x_1..x_N``; 0: the measured one too).
 
-    Adds the slack ``s >= 0`` of shape ``(len(rows), N)`` and the constraints
-    ``lower - s <= x[rows, 1:]`` and ``x[rows, 1:] <= upper + s`` (``lower`` and
-    ``upper`` broadcast to that shape), and returns ``s`` for the caller to penalize.
+    Adds the slack ``s >= 0`` of shape ``(len(rows), N + 1 - first)`` and the
+    constraints ``lower - s <= x[rows, first:]`` and ``x[rows, first:] <= upper + s``
+    (``lower`` and ``upper`` broadcast to that shape), and returns ``s`` for the caller
+    to penalize.
     """
     names = soft_bound_names(label, agent)
-    states = x[list(rows), 1:]
+    states = x[list(rows), first:]
     s, _, _ = mpc.variable(names.slack, states.shape, lb=0)
     mpc.constraint(names.lower, lower - s, "<=", states)
     mpc.constraint(names.upper, states, "<=", upper + s)

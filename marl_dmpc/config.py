@@ -180,6 +180,10 @@ class QLearningSettings:
         With --optimizer newton: exact (the Newton step of the sample's mean squared TD
         error) or follow_up (the follow-up's distributed scaling: every agent's curvature
         block and regularization divided by the sample size; docs/method.md).
+    newton_definite : bool
+        With --optimizer newton, make every agent's curvature block positive definite
+        (mpcrl's added multiple of the identity) instead of adding only newton_tau, as
+        the follow-up does (docs/method.md).
     """
 
     flag_group: ClassVar[str] = "Q-learning"
@@ -197,6 +201,7 @@ class QLearningSettings:
     optimizer: str = "gradient"
     newton_tau: float = 1e-3
     newton_variant: str = "exact"
+    newton_definite: bool = False
 
     def __post_init__(self) -> None:
         _check_all(
@@ -204,6 +209,7 @@ class QLearningSettings:
             {
                 "optimizer": (f"one of {', '.join(OPTIMIZERS)}", OPTIMIZERS.__contains__),
                 "newton_tau": ("a finite number > 0", _positive),
+                "newton_definite": ("true or false", lambda v: isinstance(v, bool)),
                 "newton_variant": (
                     f"one of {', '.join(NEWTON_VARIANTS)}",
                     NEWTON_VARIANTS.__contains__,
@@ -422,3 +428,15 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
     def stabilization(self) -> StabilizationSettings:
         """The safeguards alone."""
         return _subset(self, StabilizationSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneEpisodeConfig(TrainingConfig):
+    """A training config whose run is one episode of ``steps`` steps; an example's
+    config derives from it and sets the default and the help of ``steps``."""
+
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check("steps", _positive_int(self.steps), "an integer > 0", self.steps)

@@ -10,6 +10,7 @@ solved with the values that belong to ``s``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -78,6 +79,117 @@ class NetworkEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
             truncated,
             {AGENT_COSTS: agent_costs},
         )
+
+
+class LinearNetworkEnv(NetworkEnv):
+    """A network of linear systems ``x+ = A x + B u + w``: every agent's state ``x_i``
+    (size ``nx``) starts at ``x0``; the noise ``w`` disturbs every agent's state
+    ``noisy_state`` by ``U[noise_low, noise_high]``, drawn from the generator seeded by
+    ``reset(seed=...)``: one draw per agent and step, or with ``shared_noise`` one per
+    step for every agent. ``noise_sequence`` replays given noise instead. ``step``
+    returns the stage cost ``stage_costs(x, u)`` (every agent's) of the state before
+    the step.
+
+    Parameters
+    ----------
+    A, B : ndarray
+        The network's dynamics (all agents' states and inputs stacked).
+    n_agents : int
+        Number of agents.
+    x0 : ndarray
+        Every agent's initial state.
+    x_bounds, u_bounds : tuple of ndarray
+        Every agent's soft state bounds (what divergence detection watches) and input
+        bounds, each ``(lower, upper)``.
+    stage_costs : callable
+        ``(x, u) -> every agent's stage cost``.
+    noise_bounds : tuple of float
+        ``(noise_low, noise_high)``.
+    noisy_state : int, optional
+        The disturbed entry of every agent's state (0: the first).
+    max_steps : int, optional
+        Steps after which the episode is truncated; unlimited if ``None``.
+    noise : bool, optional
+        Whether to disturb the plant (``True`` by default).
+    shared_noise : bool, optional
+        One noise value per step for every agent instead of one per agent.
+    noise_sequence : array_like, optional
+        The noise on every agent's disturbed state at each step of an episode, shape
+        ``(steps, agents)``; an episode may not run longer.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        A: npt.NDArray[np.floating],
+        B: npt.NDArray[np.floating],
+        n_agents: int,
+        x0: npt.NDArray[np.floating],
+        x_bounds: tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]],
+        u_bounds: tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]],
+        stage_costs: Callable[[npt.NDArray, npt.NDArray], npt.NDArray[np.floating]],
+        noise_bounds: tuple[float, float],
+        noisy_state: int = 0,
+        max_steps: int | None = None,
+        noise: bool = True,
+        shared_noise: bool = False,
+        noise_sequence: npt.ArrayLike | None = None,
+    ) -> None:
+        super().__init__()
+        n = self.n_agents = n_agents
+        self.A, self.B = A, B
+        self.x0 = np.asarray(x0, dtype=float)
+        self.nx = self.x0.size
+        self.x_bounds = x_bounds
+        self.stage_costs = stage_costs
+        self.noise_bounds = noise_bounds
+        self.noisy_state = noisy_state
+        self.max_steps = max_steps
+        self.noise = noise
+        self.shared_noise = shared_noise
+        self.noise_sequence = None
+        if noise_sequence is not None:
+            sequence = np.asarray(noise_sequence, dtype=float)
+            if sequence.ndim != 2 or sequence.shape[1] != n:
+                raise ValueError(
+                    f"noise_sequence must have shape (steps, {n}); got {sequence.shape}"
+                )
+            self.noise_sequence = sequence
+        u_lb, u_ub = (np.asarray(bound, dtype=float) for bound in u_bounds)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n * self.nx,), np.float64)
+        self.action_space = gym.spaces.Box(
+            np.tile(u_lb, n), np.tile(u_ub, n), (n * u_lb.size,), np.float64
+        )
+        self._x = np.tile(self.x0, n)
+        self._steps = 0
+
+    def state_bounds(self) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        """Every agent's soft state bounds."""
+        lb, ub = self.x_bounds
+        return np.tile(lb, self.n_agents), np.tile(ub, self.n_agents)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[npt.NDArray[np.floating], dict[str, Any]]:
+        super().reset(seed=seed)
+        self._x = np.tile(self.x0, self.n_agents)
+        self._steps = 0
+        return self._x.copy(), {}
+
+    def _advance(self, u: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        agent_costs = self.stage_costs(self._x, u)
+        w = np.zeros((self.n_agents, self.nx))
+        if self.noise_sequence is not None:
+            if self._steps >= len(self.noise_sequence):
+                steps = len(self.noise_sequence)
+                raise ValueError(f"the replayed noise has {steps} steps; the episode ran longer")
+            w[:, self.noisy_state] = self.noise_sequence[self._steps]
+        elif self.noise:
+            draws = 1 if self.shared_noise else self.n_agents
+            w[:, self.noisy_state] = self.np_random.uniform(*self.noise_bounds, draws)
+        self._x = self.A @ self._x + self.B @ u + w.reshape(-1)
+        return agent_costs
 
 
 def mpc_parameters(env: gym.Env) -> dict[str, npt.NDArray[np.floating]]:

@@ -172,6 +172,11 @@ class TrainingSetup:
     total_steps: int
     checkpoint_unit: str
 
+    @classmethod
+    def one_episode(cls, label: str, learner: Learner, env: Env, steps: int) -> TrainingSetup:
+        """A run of one episode of ``steps`` steps, checkpointed by steps."""
+        return cls(f"{label}, {steps} steps", learner, env, 1, steps, "steps")
+
 
 def train_and_save(
     setup: TrainingSetup,

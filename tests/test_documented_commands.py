@@ -178,6 +178,10 @@ SMOKE: dict[str, Smoke] = {
         ["example_1/example_1.py", "--steps", "4", *E1, "--out", "{tmp}/example_1.pkl"],
         _training("example_1", 4),
     ),
+    "second_order/second_order.py": Smoke(
+        ["second_order/second_order.py", "--steps", "4", *E1, "--out", "{tmp}/second_order.pkl"],
+        _training("second_order", 4),
+    ),
     "-m reproduction.example_1.example_1": Smoke(
         ["-m", "reproduction.example_1.example_1", "--steps", "2", "--centralized", *E1]
         + ["--out", "{tmp}/module.pkl"],

@@ -98,7 +98,18 @@ def _power_system():
     return setup(PowerSystemConfig(episodes=1, episode_steps=30)), 1
 
 
-@pytest.mark.parametrize("example", [_example_1, _power_system], ids=["example_1", "power_system"])
+def _second_order():
+    from reproduction.second_order.config import SecondOrderConfig
+    from reproduction.second_order.second_order import setup
+
+    return setup(SecondOrderConfig(steps=40)), 1
+
+
+@pytest.mark.parametrize(
+    "example",
+    [_example_1, _power_system, _second_order],
+    ids=["example_1", "power_system", "second_order"],
+)
 def test_the_distributed_newton_step_is_the_centralized_one_on_a_real_replay_sample(example):
     """On 15 transitions of a real run (the replay sample size of both examples' settings),
     the agents' steps from their own terms and the exact sum of ``C`` equal the

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from marl_dmpc.checkpoints import CHECKPOINT_FORMAT, CheckpointError, validate_checkpoint
 from marl_dmpc.cli import flag_name, parse_config
-from marl_dmpc.config import UPDATE_HOOKS, ConfigError
+from marl_dmpc.config import NEWTON_VARIANTS, OPTIMIZERS, UPDATE_HOOKS, ConfigError
 from marl_dmpc.files import OutputError, Outputs
 from marl_dmpc.solvers import SOLVER_CHOICES
 from reproduction.example_1 import example_1
@@ -75,6 +75,10 @@ VALID = {
     "stabilized": lambda v: isinstance(v, bool),
     "solver": lambda v: v in SOLVER_CHOICES,
     "update_hook": lambda v: v in UPDATE_HOOKS,
+    "optimizer": lambda v: v in OPTIMIZERS,
+    "newton_tau": lambda v: _number(v) and v > 0,
+    "newton_variant": lambda v: v in NEWTON_VARIANTS,
+    "newton_definite": lambda v: isinstance(v, bool),
 }
 
 VALUES = st.one_of(
@@ -82,7 +86,7 @@ VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(0, 1),
     st.booleans(),
-    st.sampled_from([*SOLVER_CHOICES, *UPDATE_HOOKS, "", "x"]),
+    st.sampled_from([*SOLVER_CHOICES, *UPDATE_HOOKS, *OPTIMIZERS, *NEWTON_VARIANTS, "", "x"]),
     st.none(),
 )
 

@@ -126,6 +126,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
         self.newton_variant = settings.newton_variant
+        self.newton_definite = settings.newton_definite
         if self.optimizer.order != 1:
             raise ValueError("CentralizedQLearning supports first-order optimizers only")
         names = compat.learnable_names(self)
@@ -234,6 +235,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             self.newton_tau,
             1.0,
             block_scale(self.newton_variant, len(td)),
+            self.newton_definite,
         )
         return self.optimizer.update(-np.concatenate(steps))
 

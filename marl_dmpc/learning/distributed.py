@@ -137,6 +137,7 @@ class DistributedQLearning(TrainingLoop):
         self.td_clip = safeguards.td_clip if safeguards is not None else 0.0
         self.newton_tau = settings.newton_tau if settings.optimizer == "newton" else None
         self.newton_variant = settings.newton_variant
+        self.newton_definite = settings.newton_definite
         self.definition = definition
         self.network = network
         self.discount = definition.discount
@@ -380,6 +381,10 @@ class DistributedQLearning(TrainingLoop):
             curvatures = np.stack([item[i][2] for item in sample])
             tds.append(td)
             scale = block_scale(self.newton_variant, T)
-            terms.append(LocalNewtonTerms(gradients, td, curvatures, self.newton_tau, scale))
+            terms.append(
+                LocalNewtonTerms(
+                    gradients, td, curvatures, self.newton_tau, scale, self.newton_definite
+                )
+            )
         C = self.consensus.sum(np.stack([t.term.reshape(-1) for t in terms]))
         return [-local_newton_step(t, C[i].reshape(T, T), tds[i], 1.0) for i, t in enumerate(terms)]

@@ -28,9 +28,10 @@ which needs only its own ``D_i`` and ``G_i``, the consensus on ``C`` and the TD 
 :class:`LocalNewtonTerms` and :func:`local_newton_step` the distributed one; they agree
 to round-off when the consensus is exact (``tests/test_newton.py``).
 
-A block ``D_i`` that is not positive definite (a large curvature term) is made so by
-mpcrl's :func:`~mpcrl.util.math.cholesky_added_multiple_identity`, block by block in both
-forms, so that the two stay the same update.
+With ``definite``, a block ``D_i`` that is not positive definite (a large curvature
+term) is made so by mpcrl's :func:`~mpcrl.util.math.cholesky_added_multiple_identity`,
+block by block in both forms, so that the two stay the same update; by default (as the
+follow-up) the blocks are used as they are.
 
 The follow-up's code release computes its distributed step as ``lr D_i^{-1} G_i (I +
 C)^{-1} delta``: with ``I`` where the exact step has ``T I``. That is the exact step with
@@ -80,15 +81,30 @@ class LocalNewtonTerms:
         The regularization.
     scale : float, optional
         The block's factor (:func:`curvature_block`).
+    definite : bool, optional
+        Make the block positive definite by mpcrl's added multiple of the identity;
+        otherwise (the learners' default, the follow-up's) use it as it is: only ``tau``
+        is added, and an indefinite block gives a step that is not a descent direction
+        everywhere.
     """
 
     def __init__(
-        self, gradients: Array, td: Array, hessians: Array | None, tau: float, scale: float = 1.0
+        self,
+        gradients: Array,
+        td: Array,
+        hessians: Array | None,
+        tau: float,
+        scale: float = 1.0,
+        definite: bool = True,
     ) -> None:
         gradients = np.asarray(gradients, dtype=float)
         block = curvature_block(td, hessians, tau, gradients.shape[0], scale)
-        self.factor = cholesky_added_multiple_identity(block)
-        self.weighted = cho_solve((self.factor, True), gradients)
+        self.definite = definite
+        if definite:
+            factor = cholesky_added_multiple_identity(block)
+            self.weighted = cho_solve((factor, True), gradients)
+        else:
+            self.weighted = solve(block, gradients)
         self.term = gradients.T @ self.weighted
 
 
@@ -97,7 +113,8 @@ def local_newton_step(terms: LocalNewtonTerms, C: Array, td: Array, lr: float) -
     ``C`` (the consensus on every agent's :attr:`LocalNewtonTerms.term`, summed) and the
     TD errors."""
     T = len(td)
-    return lr * terms.weighted @ solve(T * np.eye(T) + C, td, assume_a="pos")
+    kind = "pos" if terms.definite else "gen"
+    return lr * terms.weighted @ solve(T * np.eye(T) + C, td, assume_a=kind)
 
 
 def newton_step(
@@ -107,6 +124,7 @@ def newton_step(
     tau: float,
     lr: float,
     scale: float = 1.0,
+    definite: bool = True,
 ) -> list[Array]:
     """The centralized update ``-lr H^{-1} r`` of every agent's parameters, from the full
     ``H = (1/T) G G^T + blockdiag(D_i)`` (each block as :class:`LocalNewtonTerms` makes
@@ -116,13 +134,16 @@ def newton_step(
     G = np.vstack([np.asarray(g, dtype=float) for g in gradients])
     blocks = []
     for g, k in zip(gradients, hessians, strict=True):
-        L = cholesky_added_multiple_identity(curvature_block(td, k, tau, len(g), scale))
-        blocks.append(L @ L.T)
+        block = curvature_block(td, k, tau, len(g), scale)
+        if definite:
+            L = cholesky_added_multiple_identity(block)
+            block = L @ L.T
+        blocks.append(block)
     sizes = np.cumsum([0, *(len(b) for b in blocks)])
     H = G @ G.T / T
     for b, start in zip(blocks, sizes, strict=False):
         H[start : start + len(b), start : start + len(b)] += b
-    step = solve(H, G @ td / T, assume_a="pos") * lr
+    step = solve(H, G @ td / T, assume_a="pos" if definite else "gen") * lr
     return [step[a:b] for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
 
 

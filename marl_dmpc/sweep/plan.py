@@ -27,6 +27,7 @@ from ..files import Outputs
 EXAMPLES = {
     "example_1": "reproduction.example_1.example_1",
     "power_system": "reproduction.power_system.q_learning_power",
+    "second_order": "reproduction.second_order.second_order",
 }
 #: The manifest's name in a sweep folder and the layout's version.
 MANIFEST, SWEEP_FORMAT = "sweep.json", 1
