@@ -251,3 +251,30 @@ def backed_out_noise(
     w = np.zeros((len(actions), A.shape[0]))
     w[:, noisy] = backed_out_disturbance(states, actions, A, B, E, tolerance)
     return w
+
+
+def load_second_order_release(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A result file of the authors' follow-up (one pickled dict: ``X`` states, ``U``
+    actions, ``R`` stage costs, ``td`` TD errors), read with the safe loader, as
+    ``states`` (T+1, nx), ``actions`` (T, nu), ``costs`` (T,) and ``td_errors`` (T,).
+
+    Raises
+    ------
+    ResultFileError
+        If the file is missing, holds more than plain data, or not that dict.
+    """
+    path = Path(path)
+    objects = _read_objects(path)
+    if len(objects) != 1 or not isinstance(objects[0], dict):
+        raise ResultFileError(f"{path} is not a result file of the follow-up (one dict)")
+    data = objects[0]
+    missing = {"X", "U", "R", "td"} - set(data)
+    if missing:
+        raise ResultFileError(f"{path} lacks {', '.join(sorted(missing))}")
+    costs = np.asarray(data["R"], dtype=float).reshape(-1)
+    return {
+        "states": np.asarray(data["X"], dtype=float).reshape(len(costs) + 1, -1),
+        "actions": np.asarray(data["U"], dtype=float).reshape(len(costs), -1),
+        "costs": costs,
+        "td_errors": np.asarray(data["td"], dtype=float).reshape(-1),
+    }

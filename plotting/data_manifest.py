@@ -219,6 +219,20 @@ DATA_FILES.update(
     }
 )
 
+#: The follow-up's example (docs/second_order.md): its second- and first-order learning,
+#: distributed and centralized, over seeds.
+SECOND_ORDER_STUDY = "second_order --seeds 1-10 --eval-episodes 0 --set centralized=false,true"
+DATA_FILES.update(
+    {
+        f"second_order/{name}.pkl": _study(name, sweep, "second_order")
+        for name, sweep in {
+            "second_order_newton": SECOND_ORDER_STUDY,
+            "second_order_gradient": f"{SECOND_ORDER_STUDY} --optimizer gradient "
+            "--learning-rate 1e-8",
+        }.items()
+    }
+)
+
 #: The OpenBLAS kernels of the study of reproducibility across machines
 #: (docs/reproducibility.md), the one that wrote the other data files first.
 KERNELS = ("Haswell", "SkylakeX", "Sandybridge", "Prescott")

@@ -32,7 +32,7 @@ NOT_OURS = {"-m venv", "-m pytest"}
 
 #: Sub-commands that make a command of their own.
 SUBCOMMANDS = {
-    "-m marl_dmpc.sweep": {"example_1", "power_system", "report", "summarize"},
+    "-m marl_dmpc.sweep": {"example_1", "power_system", "second_order", "report", "summarize"},
 }
 
 _COMMAND = re.compile(r"python3? (-m [\w.]+|[\w./-]+\.py)((?: (?:[^`\n|&;]|&(?!&))*)?)")
@@ -230,6 +230,9 @@ SMOKE: dict[str, Smoke] = {
     "plotting/data_manifest.py": Smoke(
         ["plotting/data_manifest.py"], _written_in("data/README.md")
     ),
+    "plotting/second_order.py": Smoke(
+        ["plotting/second_order.py"], _printed("| distributed, second order | 10 |")
+    ),
     "plotting/robustness.py": Smoke(
         ["plotting/robustness.py"], _written_in("README.md", "docs/robustness.md")
     ),
@@ -276,6 +279,12 @@ SMOKE: dict[str, Smoke] = {
         + ["--episode-steps", "3", "--eval-episodes", "1", "--no-progress"]
         + ["--dir", "{tmp}/power_sweep"],
         _printed("1 completed, 0 diverged, 0 failed, 0 left"),
+    ),
+    "-m marl_dmpc.sweep second_order": Smoke(
+        ["-m", "marl_dmpc.sweep", "second_order", "--seeds", "1", "--steps", "3"]
+        + ["--eval-episodes", "0", "--set", "centralized=false,true", "--no-progress"]
+        + ["--dir", "{tmp}/so_sweep"],
+        _printed("2 completed, 0 diverged, 0 failed, 0 left"),
     ),
     "-m marl_dmpc.sweep": Smoke(["-m", "marl_dmpc.sweep", "--help"], _printed("summarize")),
     "-m tests.regression": Smoke(

@@ -321,3 +321,24 @@ def test_the_power_systems_release_episodes_are_replayed():
                 )
             else:
                 assert gap > 1e-3
+
+
+def test_the_follow_ups_result_files_load_and_are_compared_with_ours(capsys):
+    """The follow-up's published result files (../shared/second_order_release) load with
+    the safe loader, and plotting/second_order.py sets them beside our study: a row per
+    variant with the published seeds' first- and last-200-step costs (their README:
+    first order 12.4-13.6 -> 5.4-6.9, second order 8.9-11.6 -> 0.08-0.93)."""
+    from marl_dmpc.legacy import load_second_order_release
+    from reproduction.plotting import second_order
+
+    folder = RELEASE.parent / "second_order_release"
+    if not folder.is_dir():
+        pytest.skip(f"no second-order release data at {folder}")
+    run = load_second_order_release(folder / "dist_so_seed_1_results_2000.pkl")
+    assert run["costs"].shape == (2000,) and run["states"].shape == (2001, 6)
+    published = second_order.published(folder)
+    assert sorted(len(v) for v in published.values()) == [3, 3, 3, 3]
+    last = [end for values in published.values() for _, end in values]
+    assert 0.07 < min(last) and max(last) < 7.0
+    assert second_order.main(["--release-data", str(folder)]) == 0
+    assert "| distributed, second order |" in capsys.readouterr().out
