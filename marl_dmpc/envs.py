@@ -81,6 +81,22 @@ class NetworkEnv(gym.Env[npt.NDArray[np.floating], npt.NDArray[np.floating]]):
         )
 
 
+def soft_bound_stage_costs(
+    x: npt.ArrayLike,
+    u: npt.ArrayLike,
+    n_agents: int,
+    x_bounds: tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]],
+    weight: npt.NDArray[np.floating],
+) -> npt.NDArray[np.floating]:
+    """Every agent's stage cost ``0.5 (||x_i||^2 + 0.5 ||u_i||^2 + weight^T viol(x_i))``,
+    ``viol`` the violation of its soft state bounds ``x_bounds = (lower, upper)``."""
+    lb, ub = x_bounds
+    x = np.reshape(x, (n_agents, lb.size))
+    u = np.reshape(u, (n_agents, -1))
+    viol = np.maximum(0.0, lb - x) + np.maximum(0.0, x - ub)
+    return 0.5 * ((x**2).sum(1) + 0.5 * (u**2).sum(1) + viol @ weight)
+
+
 class LinearNetworkEnv(NetworkEnv):
     """A network of linear systems ``x+ = A x + B u + w``: every agent's state ``x_i``
     (size ``nx``) starts at ``x0``; the noise ``w`` disturbs every agent's state

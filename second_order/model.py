@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from marl_dmpc.envs import soft_bound_stage_costs
 from marl_dmpc.network import Network
 
 N_AGENTS = 3
@@ -71,7 +72,4 @@ def network_matrices(model: AgentModel, net: Network) -> tuple[npt.NDArray, npt.
 
 def stage_costs(x: npt.NDArray, u: npt.NDArray, n_agents: int = N_AGENTS) -> npt.NDArray:
     """Each agent's stage cost ``0.5 (||x_i||^2 + 0.5 ||u_i||^2 + w^T viol(x_i))``."""
-    x = np.reshape(x, (n_agents, NX))
-    u = np.reshape(u, (n_agents, NU))
-    viol = np.maximum(0.0, X_LB - x) + np.maximum(0.0, x - X_UB)
-    return 0.5 * ((x**2).sum(1) + 0.5 * (u**2).sum(1) + viol @ VIOLATION_WEIGHT)
+    return soft_bound_stage_costs(x, u, n_agents, (X_LB, X_UB), VIOLATION_WEIGHT)
