@@ -121,24 +121,19 @@ def store_experience(
     agents only; the recorded TD error is not clipped). With ``curvature`` (Q's
     second derivative in the parameters), the parts of a second-order update are stored
     instead: the (clipped) TD error, dQ and the curvature."""
-    if curvature is not None:
-        success = bool(q.success and v.success)
-        td_error = cost + agent.discount_factor * v.f - q.f if success else np.nan
-        if success:
-            clipped = float(np.clip(td_error, -td_clip, td_clip)) if td_clip else float(td_error)
-            agent.store_experience((clipped, agent._sensitivity(q), np.asarray(curvature)))
-        if agent.td_errors is not None:
-            agent.td_errors.append(td_error)
-        return success
-    if not td_clip:
+    if not td_clip and curvature is None:
         return bool(agent._try_store_experience(cost, q, v))
-    if agent.optimizer.order != 1:
+    if curvature is None and agent.optimizer.order != 1:
         raise ValueError("TD-error clipping supports first-order optimizers only")
     success = bool(q.success and v.success)
     td_error = cost + agent.discount_factor * v.f - q.f if success else np.nan
     if success:
-        clipped = float(np.clip(td_error, -td_clip, td_clip))
-        agent.store_experience(-clipped * agent._sensitivity(q))
+        clipped = float(np.clip(td_error, -td_clip, td_clip)) if td_clip else float(td_error)
+        dq = agent._sensitivity(q)
+        if curvature is None:
+            agent.store_experience(-clipped * dq)
+        else:
+            agent.store_experience((clipped, dq, np.asarray(curvature)))
     if agent.td_errors is not None:
         agent.td_errors.append(td_error)
     return success

@@ -374,13 +374,13 @@ class DistributedQLearning(TrainingLoop):
         descent's step ``-lr`` times it is the Newton step."""
         assert self.newton_tau is not None
         T = len(sample)
+        scale = block_scale(self.newton_variant, T)
         tds, terms = [], []
         for i in range(len(self.optimizers)):
             td = np.array([item[i][0] for item in sample])
             gradients = np.column_stack([item[i][1] for item in sample])
             curvatures = np.stack([item[i][2] for item in sample])
             tds.append(td)
-            scale = block_scale(self.newton_variant, T)
             terms.append(
                 LocalNewtonTerms(
                     gradients, td, curvatures, self.newton_tau, scale, self.newton_definite

@@ -48,26 +48,36 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 from mpcrl.util.math import cholesky_added_multiple_identity
-from scipy.linalg import cho_solve, solve
+from scipy.linalg import solve
 
 Array = npt.NDArray[np.floating]
 
 
 def curvature_block(
-    td: Array, hessians: Array | None, tau: float, size: int, scale: float = 1.0
+    td: Array,
+    hessians: Array | None,
+    tau: float,
+    size: int,
+    scale: float = 1.0,
+    definite: bool = False,
 ) -> Array:
     """One agent's regularized curvature block ``D_i = tau I - (1/T) sum_t delta_t K_t``
     (``hessians`` of shape (T, d_i, d_i), or None where Q's Lagrangian is linear in the
-    parameters), times ``scale`` (1; ``1/T`` for the follow-up's variant)."""
+    parameters), times ``scale`` (1; ``1/T`` for the follow-up's variant); with
+    ``definite``, made positive definite by mpcrl's added multiple of the identity."""
     block = tau * np.eye(size)
     if hessians is not None:
         block -= np.tensordot(td, hessians, axes=1) / len(td)
-    return scale * block
+    block = scale * block
+    if definite:
+        L = cholesky_added_multiple_identity(block)
+        block = L @ L.T
+    return block
 
 
 class LocalNewtonTerms:
-    """Agent ``i``'s part of a distributed Newton step: the Cholesky factor of its block
-    ``D_i``, ``W_i = D_i^{-1} G_i`` and its term ``G_i^T D_i^{-1} G_i`` of ``C``.
+    """Agent ``i``'s part of a distributed Newton step: ``W_i = D_i^{-1} G_i``
+    (:attr:`weighted`) and its term ``G_i^T D_i^{-1} G_i`` of ``C`` (:attr:`term`).
 
     Parameters
     ----------
@@ -98,13 +108,9 @@ class LocalNewtonTerms:
         definite: bool = True,
     ) -> None:
         gradients = np.asarray(gradients, dtype=float)
-        block = curvature_block(td, hessians, tau, gradients.shape[0], scale)
+        block = curvature_block(td, hessians, tau, gradients.shape[0], scale, definite)
         self.definite = definite
-        if definite:
-            factor = cholesky_added_multiple_identity(block)
-            self.weighted = cho_solve((factor, True), gradients)
-        else:
-            self.weighted = solve(block, gradients)
+        self.weighted = solve(block, gradients, assume_a="pos" if definite else "gen")
         self.term = gradients.T @ self.weighted
 
 
@@ -132,13 +138,10 @@ def newton_step(
     grows with ``T`` instead of the number of parameters."""
     T = len(td)
     G = np.vstack([np.asarray(g, dtype=float) for g in gradients])
-    blocks = []
-    for g, k in zip(gradients, hessians, strict=True):
-        block = curvature_block(td, k, tau, len(g), scale)
-        if definite:
-            L = cholesky_added_multiple_identity(block)
-            block = L @ L.T
-        blocks.append(block)
+    blocks = [
+        curvature_block(td, k, tau, len(g), scale, definite)
+        for g, k in zip(gradients, hessians, strict=True)
+    ]
     sizes = np.cumsum([0, *(len(b) for b in blocks)])
     H = G @ G.T / T
     for b, start in zip(blocks, sizes, strict=False):
