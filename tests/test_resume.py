@@ -40,11 +40,12 @@ def _interrupt_after_checkpoint(
             assert "->" in proc.stdout.readline()  # the MPCs are built; training under way
         deadline = time.monotonic() + (300 if delay is None else delay)
         while delay is not None or not checkpoint.exists():
-            if delay is not None and time.monotonic() > deadline:
+            past = time.monotonic() > deadline  # read once: the two checks must agree
+            if delay is not None and past:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"the run ended before its first checkpoint: {proc.stderr.read()}")
-            if time.monotonic() > deadline:
+            if past:
                 pytest.fail("no checkpoint within 300 s")
             time.sleep(0.002)
         proc.send_signal(sig)
