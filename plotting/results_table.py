@@ -12,15 +12,17 @@ A missing data file leaves its rows out with a note.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
-from marl_dmpc.files import OutputError, write_atomic
+from marl_dmpc.files import OutputError, Outputs, write_atomic
 from reproduction.plotting.data_manifest import check_data_folder, data_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,6 +328,23 @@ def rewrite_block(
         write_atomic(path, new.encode(), replace=True)
     except (OutputError, OSError) as err:
         fail(f"cannot write {path}: {err}", bad_input)
+
+
+def write_figure(figure: Any, path: Path, flag: str = "--figures") -> None:
+    """Write ``figure`` (a matplotlib figure, then closed) as a PNG at ``path``
+    (atomically, replacing the script's own earlier output); a failure ends the script
+    with a one-line error naming ``flag``."""
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    outputs = Outputs(overwrite=True)  # --write replaces the script's own outputs
+    try:
+        outputs.write(outputs.claim(path, flag), image.getvalue())
+    except (OutputError, OSError) as err:
+        fail(str(err), EXIT_CODES["bad input"])
+    print(f"wrote {path}")
 
 
 def rewrite_readme(readme: Path, block: str) -> None:

@@ -13,7 +13,6 @@ numbers written here.
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ import numpy as np
 
 from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
-from marl_dmpc.files import OutputError, Outputs
 from marl_dmpc.sweep.report import curves_figure, outcomes, summary_runs
 from marl_dmpc.sweep.summary import SummaryError, load_summary
-from reproduction.plotting.results_table import rewrite_block
+from reproduction.plotting.results_table import rewrite_block, write_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python plotting/robustness.py --write"
@@ -268,20 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print(readme, docs, sep="\n\n")
     if not args.write:
         return 0
-    outputs = Outputs(overwrite=True)  # --write replaces this script's own outputs
     for example in TITLES:
         figure = draw(studies, example)
-        if figure is None:
-            continue
-        image = io.BytesIO()
-        figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        path = args.figures / f"robustness_{example}.png"
-        try:
-            outputs.write(outputs.claim(path, "--figures"), image.getvalue())
-        except (OutputError, OSError) as err:
-            fail(str(err), EXIT_CODES["bad input"])
-        print(f"wrote {path}")
+        if figure is not None:
+            write_figure(figure, args.figures / f"robustness_{example}.png")
     rewrite_block(ROOT / "README.md", readme, README_MARKERS, COMMAND)
     rewrite_block(ROOT / "docs" / "robustness.md", docs, DOCS_MARKERS, COMMAND)
     print("rewrote the tables in README.md and docs/robustness.md")
