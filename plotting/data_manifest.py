@@ -219,6 +219,9 @@ DATA_FILES.update(
     }
 )
 
+#: Example 1's second-order screens and the settings they chose.
+NEWTON_SCREEN = "example_1 --seeds 1,3,5,12 --steps 2000 --eval-episodes 0 --optimizer newton"
+NEWTON = "--optimizer newton --newton-tau 1 --learning-rate 1e-2"
 #: The follow-up's example (docs/second_order.md): its second- and first-order learning,
 #: distributed and centralized, over seeds.
 SECOND_ORDER_STUDY = "second_order --seeds 1-10 --eval-episodes 0 --set centralized=false,true"
@@ -229,6 +232,23 @@ DATA_FILES.update(
             "second_order_newton": SECOND_ORDER_STUDY,
             "second_order_gradient": f"{SECOND_ORDER_STUDY} --optimizer gradient "
             "--learning-rate 1e-8",
+            "second_order_newton_follow_up": "second_order --seeds 1-10 --eval-episodes 0 "
+            "--newton-variant follow_up",
+            # the first-order learning rate tuned by a sweep: decades, then half decades
+            **{
+                f"second_order_gradient_lr_{name}": "second_order --seeds 1-10 "
+                "--eval-episodes 0 --optimizer gradient "
+                f"--set learning_rate={rates} --set centralized=false,true"
+                for name, rates in (("decades", "1e-7,1e-6,1e-5"), ("half_decades", "3e-7,3e-6"))
+            },
+            # second order on example 1 (docs/second_order.md): the screens that chose its
+            # tau and learning rate, then 20 seeds as the first-order studies
+            "example_1_newton_screen_coarse": f"{NEWTON_SCREEN} "
+            "--set newton_tau=1e-3,1e-1,1e1 --set learning_rate=1e-4,1e-3,1e-2",
+            "example_1_newton_screen_fine": f"{NEWTON_SCREEN} "
+            "--set newton_tau=0.03,0.1,0.3,1 --set learning_rate=1e-2,3e-2",
+            "example_1_distributed_newton": f"{EXAMPLE_1_STUDY} {NEWTON}",
+            "example_1_centralized_newton": f"{EXAMPLE_1_STUDY} --centralized {NEWTON}",
         }.items()
     }
 )

@@ -1,10 +1,14 @@
 """The follow-up's example over seeds (docs/second_order.md): the mean stage cost of the
 first and the last 200 steps of every variant's runs, ours (the study summaries in
 ``data/second_order/``) beside the follow-up's published seeds (their result files, when
-``--release-data DIR`` gives them).
+``--release-data DIR`` gives them), and a figure of TD error and stage cost over the runs.
 
     python plotting/second_order.py
     python plotting/second_order.py --release-data ../shared/second_order_release
+    python plotting/second_order.py --release-data ../shared/second_order_release --write
+
+``--write`` replaces ``figures/second_order.png`` and the tables between this script's
+markers in README.md and docs/second_order.md.
 """
 
 from __future__ import annotations
@@ -13,19 +17,70 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from marl_dmpc.cli import OneLineArgumentParser, fail
 from marl_dmpc.driver import EXIT_CODES
 from marl_dmpc.legacy import load_second_order_release
 from marl_dmpc.results import ResultFileError, load_result
+from marl_dmpc.sweep.report import outcomes
+from marl_dmpc.sweep.summary import FINAL_STEPS
+from reproduction.plotting.results_table import rewrite_block, write_figure
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The studies: (summary file under data/, the update).
-STUDIES = (("second_order/second_order_newton.pkl", "second order"),)
-STUDIES += (("second_order/second_order_gradient.pkl", "first order"),)
+COMMAND = "python plotting/second_order.py --release-data ../shared/second_order_release --write"
+README_MARKERS = ("<!-- second order: begin -->", "<!-- second order: end -->")
+DOCS_MARKERS = ("<!-- second order table: begin -->", "<!-- second order table: end -->")
+EXAMPLE_1_MARKERS = (
+    "<!-- example 1 second order: begin -->",
+    "<!-- example 1 second order: end -->",
+)
+#: The study summaries under data/: second order, first order at the follow-up's
+#: learning rate, first order at the rates of the learning-rate sweep.
+STUDIES = (
+    "second_order/second_order_newton.pkl",
+    "second_order/second_order_newton_follow_up.pkl",
+    "second_order/second_order_gradient.pkl",
+    "second_order/second_order_gradient_lr_decades.pkl",
+    "second_order/second_order_gradient_lr_half_decades.pkl",
+)
+#: The follow-up's learning rates (its release), which label its published seeds.
+PUBLISHED_RATES = {"so": 1e-4, "fo": 1e-8}
 #: Steps at each end of a run whose mean stage cost is compared.
 WINDOW = 200
+#: Steps per point of the figure's curves (the summaries' blocks of a 2,000-step run).
+BLOCK = 10
+LEARNERS = ("distributed", "centralized")
+#: Example 1's studies over 20 seeds of 20,000 steps: summary file under data/ ->
+#: (learner, update); the first row of a learner sets the cost the others must reach.
+EXAMPLE_1 = {
+    "robustness/example_1_distributed_default.pkl": ("distributed", "first order"),
+    "robustness/example_1_distributed_stabilized.pkl": ("distributed", "first order, --stabilized"),
+    "second_order/example_1_distributed_newton.pkl": ("distributed", "second order"),
+    "robustness/example_1_centralized_default.pkl": ("centralized", "first order"),
+    "second_order/example_1_centralized_newton.pkl": ("centralized", "second order"),
+}
+#: Example 1's screens of the second-order step (seeds 1, 3, 5, 12; 2,000 steps), and
+#: the first-order study whose runs' first 2,000 steps they are set beside.
+SCREENS = (
+    "second_order/example_1_newton_screen_coarse.pkl",
+    "second_order/example_1_newton_screen_fine.pkl",
+)
+SCREEN_REFERENCE = "robustness/example_1_distributed_default.pkl"
+SCREEN_STEPS, SCREEN_WINDOW = 2000, 500
+
+Key = tuple[str, str]  # (learner, update)
+
+
+def update_label(optimizer: str, learning_rate: float, variant: str = "exact") -> str:
+    """How a variant reads in the tables: ``second order, lr 0.0001``, ``first order, lr
+    1e-08``, ``second order (the release's scaling), lr 0.0001`` (``newton_variant`` =
+    ``"follow_up"``)."""
+    update = "second order" if optimizer == "newton" else "first order"
+    if optimizer == "newton" and variant == "follow_up":
+        update += " (the release's scaling)"
+    return f"{update}, lr {learning_rate:g}"
 
 
 def _ends(costs: np.ndarray, block: int) -> tuple[float, float]:
@@ -34,38 +89,90 @@ def _ends(costs: np.ndarray, block: int) -> tuple[float, float]:
     return float(np.mean(costs[:blocks])), float(np.mean(costs[-blocks:]))
 
 
-def ours(data: Path) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """(learner, update) -> every completed run's (first, last) mean stage cost."""
-    found: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for name, update in STUDIES:
+def _block_means(values: np.ndarray, block: int) -> np.ndarray:
+    n = len(values) // block
+    return values[: n * block].reshape(n, block).mean(axis=1)
+
+
+def our_runs(data: Path) -> dict[Key, list[dict[str, Any]]]:
+    """(learner, update) -> the summaries' runs (every status) of that variant."""
+    found: dict[Key, list[dict[str, Any]]] = {}
+    for name in STUDIES:
         path = data / name
         if not path.exists():
             continue
-        summary = load_result(path)
-        for run in summary["runs"]:
-            if run["status"] != "completed":
-                continue
-            steps = np.asarray(run["curves"]["step"])
-            block = int(steps[1] - steps[0])
-            learner = "centralized" if run["config"]["centralized"] else "distributed"
-            found.setdefault((learner, update), []).append(
-                _ends(np.asarray(run["curves"]["stage_cost"]), block)
+        for run in load_result(path)["runs"]:
+            config = run["config"]
+            key = (
+                "centralized" if config["centralized"] else "distributed",
+                update_label(
+                    config["optimizer"],
+                    float(config["learning_rate"]),
+                    config.get("newton_variant", "exact"),
+                ),
             )
+            found.setdefault(key, []).append(run)
     return found
 
 
-def published(folder: Path) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """The same of the follow-up's result files (``{cent,dist}_{fo,so}_seed_S_...``)."""
-    found: dict[tuple[str, str], list[tuple[float, float]]] = {}
+def _completed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in runs if r["status"] == "completed"]
+
+
+def ours(data: Path) -> dict[Key, list[tuple[float, float]]]:
+    """(learner, update) -> every completed run's (first, last) mean stage cost."""
+    found = {}
+    for key, runs in our_runs(data).items():
+        found[key] = []
+        for run in _completed(runs):
+            steps = np.asarray(run["curves"]["step"])
+            block = int(steps[1] - steps[0])
+            found[key].append(_ends(np.asarray(run["curves"]["stage_cost"]), block))
+    return found
+
+
+def published_runs(folder: Path) -> dict[Key, list[dict[str, np.ndarray]]]:
+    """(learner, update) -> the follow-up's result files (``{cent,dist}_{fo,so}_seed_S_...``)
+    as :func:`~marl_dmpc.legacy.load_second_order_release` reads them."""
+    found: dict[Key, list[dict[str, np.ndarray]]] = {}
     for path in sorted(folder.glob("*_seed_*_results_*.pkl")):
         learner, update = path.name.split("_")[:2]
         key = (
             "centralized" if learner == "cent" else "distributed",
-            "second order" if update == "so" else "first order",
+            update_label(
+                "newton" if update == "so" else "gradient",
+                PUBLISHED_RATES[update],
+                # its distributed step has the release's scaling (docs/second_order.md)
+                "follow_up" if learner == "dist" else "exact",
+            ),
         )
-        costs = load_second_order_release(path)["costs"]
-        found.setdefault(key, []).append(_ends(costs, 1))
+        found.setdefault(key, []).append(load_second_order_release(path))
     return found
+
+
+def published(folder: Path) -> dict[Key, list[tuple[float, float]]]:
+    """The same as :func:`ours` of the follow-up's published seeds."""
+    return {
+        key: [_ends(run["costs"], 1) for run in runs]
+        for key, runs in published_runs(folder).items()
+    }
+
+
+def best_first_order(mine: dict[Key, list[tuple[float, float]]], runs: dict[Key, list]) -> dict:
+    """learner -> the first-order update label whose completed runs' median last-200-step
+    cost is lowest among those with every run completed (None if there is none)."""
+    best: dict[str, str | None] = {}
+    for learner in LEARNERS:
+        candidates = [
+            (float(np.median([end for _, end in mine[key]])), key[1])
+            for key in mine
+            if key[0] == learner
+            and key[1].startswith("first order")
+            and mine[key]
+            and len(mine[key]) == len(runs[key])
+        ]
+        best[learner] = min(candidates)[1] if candidates else None
+    return best
 
 
 def _cell(values: list[tuple[float, float]], end: int) -> str:
@@ -75,18 +182,265 @@ def _cell(values: list[tuple[float, float]], end: int) -> str:
     return f"{np.median(v):.3g} ({v.min():.3g} to {v.max():.3g})"
 
 
-def table(mine: dict[Any, list], theirs: dict[Any, list]) -> str:
-    """The Markdown table of both."""
+def _order(key: Key) -> tuple:
+    learner, update = key
+    rate = float(update.rsplit(" ", 1)[1])
+    return (learner, update.startswith("first"), rate, update)
+
+
+def table(mine: dict[Key, list], theirs: dict[Key, list], runs: dict[Key, list]) -> str:
+    """docs/second_order.md's table: every variant, ours beside the published seeds."""
     rows = [
-        "| learner, update | runs | first 200 steps, median (range) | last 200 steps | "
-        "published seeds | first 200 | last 200 |",
-        "|---|---|---|---|---|---|---|",
+        "| learner | update | runs | diverged | first 200 steps, median (range) "
+        "| last 200 steps | published seeds | first 200 | last 200 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for key in sorted(set(mine) | set(theirs)):
+    for key in sorted(set(mine) | set(theirs), key=_order):
         a, b = mine.get(key, []), theirs.get(key, [])
+        planned = len(runs.get(key, []))
         rows.append(
-            f"| {', '.join(key)} | {len(a)} | {_cell(a, 0)} | {_cell(a, 1)} | {len(b)} "
-            f"| {_cell(b, 0)} | {_cell(b, 1)} |"
+            f"| {key[0]} | {key[1]} | {planned} | {planned - len(a)} | {_cell(a, 0)} "
+            f"| {_cell(a, 1)} | {len(b)} | {_cell(b, 0)} | {_cell(b, 1)} |"
+        )
+    return "\n".join(rows)
+
+
+def readme_table(mine: dict[Key, list], theirs: dict[Key, list], runs: dict[Key, list]) -> str:
+    """README.md's table: the follow-up's variants and the best first-order rate."""
+    best = best_first_order(mine, runs)
+    rows = [
+        "| learner | update | ours: last 200 steps, median (range) | published seeds 1-3 |",
+        "|---|---|---|---|",
+    ]
+    for key in sorted(set(mine) | set(theirs), key=_order):
+        tuned = key[1] == best.get(key[0])
+        if key not in theirs and not tuned and not key[1].startswith("second"):
+            continue
+        name = f"{key[1]} (the best of the sweep)" if tuned and key not in theirs else key[1]
+        rows.append(
+            f"| {key[0]} | {name} | {_cell(mine.get(key, []), 1)} "
+            f"| {_cell(theirs.get(key, []), 1)} |"
+        )
+    return "\n".join(rows)
+
+
+def draw(runs: dict[Key, list], theirs: dict[Key, list], best: dict[str, str | None]):
+    """|TD error| and stage cost over the runs, one column per learner: our second order,
+    first order at the follow-up's rate and at the best rate of the sweep (median and
+    range of the completed runs), and the follow-up's published seeds as thin lines."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True, sharey="row")
+    colours = {
+        update_label("newton", 1e-4): "C0",
+        update_label("newton", 1e-4, "follow_up"): "C3",
+        update_label("gradient", 1e-8): "C1",
+    }
+    for c, learner in enumerate(LEARNERS):
+        updates = [u for u in colours if (learner, u) in runs or (learner, u) in theirs]
+        if best.get(learner) and best[learner] not in updates:
+            updates.append(best[learner])
+        for update in updates:
+            colour = colours.get(update, "C2")
+            completed = _completed(runs.get((learner, update), []))
+            for row, key in enumerate(("abs_td_error", "stage_cost")):
+                ax = axes[row, c]
+                if completed:
+                    length = min(len(r["curves"]["step"]) for r in completed)
+                    x = np.asarray(completed[0]["curves"]["step"][:length])
+                    y = np.array([np.asarray(r["curves"][key][:length]) for r in completed])
+                    ax.plot(x, np.median(y, axis=0), colour, label=f"{update}, ours (median)")
+                    ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=colour, alpha=0.2)
+                for k, run in enumerate(theirs.get((learner, update), [])):
+                    values = np.abs(run["td_errors"]) if row == 0 else run["costs"]
+                    y = _block_means(values, BLOCK)
+                    ax.plot(
+                        BLOCK * np.arange(1, len(y) + 1),
+                        y,
+                        colour,
+                        lw=0.6,
+                        ls="--",
+                        label=f"{update}, published seeds" if k == 0 else None,
+                    )
+        axes[0, c].set_title(f"{learner} (ours: median and range over seeds)")
+        axes[1, c].set_xlabel("step")
+    axes[0, 0].set_ylabel(f"|TD error|, mean per {BLOCK} steps")
+    axes[1, 0].set_ylabel(f"stage cost, mean per {BLOCK} steps")
+    for ax in axes.flat:
+        ax.set_yscale("log")
+    for ax in axes[1]:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+def _quartiles(values: list[float]) -> str:
+    if not values:
+        return "–"
+    q25, median, q75 = np.percentile(values, [25, 50, 75])
+    return f"{median:.3g} [{q25:.3g}, {q75:.3g}]"
+
+
+def steps_to_reach(run: dict[str, Any], target: float) -> int | None:
+    """The first step at which the run's mean stage cost over the last
+    :data:`~marl_dmpc.sweep.summary.FINAL_STEPS` steps (its final training cost's window)
+    is at most ``target``; None if it never is."""
+    steps = np.asarray(run["curves"]["step"])
+    cost = np.asarray(run["curves"]["stage_cost"])
+    blocks = FINAL_STEPS // int(steps[0])
+    if len(cost) < blocks:
+        return None
+    means = np.convolve(cost, np.ones(blocks) / blocks, mode="valid")
+    below = np.flatnonzero(means <= target)
+    return int(steps[below[0] + blocks - 1]) if below.size else None
+
+
+def _window_cost(run: dict[str, Any], first: int, last: int) -> float:
+    """Mean stage cost of steps ``first + 1`` to ``last`` of a run (its curve's blocks)."""
+    steps = np.asarray(run["curves"]["step"])
+    cost = np.asarray(run["curves"]["stage_cost"])
+    return float(np.mean(cost[(steps > first) & (steps <= last)]))
+
+
+#: The early window of example 1's table: steps 3,001 to 4,000.
+EARLY = (3000, 4000)
+
+
+def _example_1_studies(data: Path) -> dict[str, list[dict[str, Any]] | None]:
+    """Each study of :data:`EXAMPLE_1` by name: its runs (None if not made)."""
+    return {
+        name: load_result(data / name)["runs"] if (data / name).exists() else None
+        for name in EXAMPLE_1
+    }
+
+
+def example_1_table(data: Path) -> str:
+    """Example 1 over 20 seeds: first against second order, each learner's runs with how
+    they ended, their training cost at 4,000 steps and at the end, their final evaluation
+    cost and the steps they took to reach the median final training cost of that
+    learner's first-order runs; then, per learner, both on the seeds where first order
+    completed."""
+    rows = [
+        "| learner | update | runs | diverged | training cost at 4,000 steps, median "
+        "| final training cost, median [IQR] | final evaluation cost, median [IQR] "
+        "| steps to the first-order median's final training cost: median (runs reaching "
+        "it) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    targets: dict[str, float] = {}
+    studies = _example_1_studies(data)
+    for name, (learner, update) in EXAMPLE_1.items():
+        runs = studies[name]
+        if runs is None:
+            rows.append(f"| {learner} | {update} | not made yet (`data/{name}`) ||||||")
+            continue
+        ended = outcomes(runs)
+        target = targets.setdefault(learner, float(np.median(ended.training)))
+        done = _completed(runs)
+        reached = [steps_to_reach(r, target) for r in done]
+        hits = [n for n in reached if n is not None]
+        when = f"{np.median(hits):,.0f}" if hits else "–"
+        early = f"{np.median([_window_cost(r, *EARLY) for r in done]):.3g}" if done else "–"
+        rows.append(
+            f"| {learner} | {update} | {len(runs)} | {ended.diverged} | {early} "
+            f"| {_quartiles(ended.training)} | {_quartiles(ended.evaluation)} "
+            f"| {when} ({len(hits)}/{len(runs)}) |"
+        )
+    return "\n".join(rows + ["", *paired_notes(studies)])
+
+
+def paired_notes(studies: dict[str, list[dict[str, Any]] | None]) -> list[str]:
+    """Per learner, second against first order on the seeds where first order completed
+    (the medians above leave out first order's diverged runs, not second order's)."""
+    notes = []
+    for learner in LEARNERS:
+        found = {
+            update: runs
+            for name, (lrn, update) in EXAMPLE_1.items()
+            if lrn == learner and (runs := studies[name]) is not None
+        }
+        if "first order" not in found or "second order" not in found:
+            continue
+        first = {r["seed"]: r for r in _completed(found["first order"])}
+        second = {r["seed"]: r for r in _completed(found["second order"]) if r["seed"] in first}
+        if not second:
+            continue
+        seeds = sorted(second)
+
+        def median(runs: dict[int, dict[str, Any]], key: str, seeds: list[int] = seeds) -> float:
+            values = [runs[s][key] for s in seeds]
+            if key == "evaluation_costs":
+                values = [float(np.mean(v)) for v in values]
+            return float(np.median(values))
+
+        notes.append(
+            f"{learner.capitalize()}, on the {len(seeds)} seeds on which first order "
+            f"completed: median final training cost {median(second, 'final_training_cost'):.3g}"
+            f" (second order) against {median(first, 'final_training_cost'):.3g} (first), "
+            f"median final evaluation cost {median(second, 'evaluation_costs'):.3g} against "
+            f"{median(first, 'evaluation_costs'):.3g}."
+        )
+    return [" ".join(notes)] if notes else []
+
+
+def newton_settings(data: Path) -> str:
+    """ ", second order with tau ... and learning rate ... (the screens' choice)", read
+    from the distributed second-order study of example 1 ("" if it is not made)."""
+    for name, (_, update) in EXAMPLE_1.items():
+        if update == "second order" and (data / name).exists():
+            config = load_result(data / name)["runs"][0]["config"]
+            return (
+                f"; second order with tau {config['newton_tau']:g} and learning rate "
+                f"{config['learning_rate']:g}, chosen by the screens in docs/second_order.md"
+            )
+    return ""
+
+
+def _screen_cost(run: dict[str, Any]) -> float:
+    """Mean stage cost of steps ``SCREEN_STEPS - SCREEN_WINDOW`` to ``SCREEN_STEPS``."""
+    return _window_cost(run, SCREEN_STEPS - SCREEN_WINDOW, SCREEN_STEPS)
+
+
+def screen_table(data: Path) -> str:
+    """Example 1's screens of the second-order step: per (tau, learning rate), the runs
+    that diverged within 2,000 steps and the median mean stage cost of the completed
+    runs' last 500 steps, beside the first-order runs of the same seeds."""
+    rows = [
+        "| update | tau | learning rate | diverged (of 4) | last 500 of 2,000 steps, median "
+        "(per seed) |",
+        "|---|---|---|---|---|",
+    ]
+    # (tau, learning rate) -> seed -> run; a configuration in both screens is the same
+    # runs (bit for bit), kept once
+    by_seed: dict[tuple[float, float], dict[int, dict[str, Any]]] = {}
+    for name in SCREENS:
+        if (data / name).exists():
+            for run in load_result(data / name)["runs"]:
+                c = run["config"]
+                by_seed.setdefault((c["newton_tau"], c["learning_rate"]), {})[run["seed"]] = run
+    configs = {key: list(runs.values()) for key, runs in by_seed.items()}
+    seeds = {seed for runs in by_seed.values() for seed in runs}
+    if (data / SCREEN_REFERENCE).exists() and seeds:
+        reference = [r for r in load_result(data / SCREEN_REFERENCE)["runs"] if r["seed"] in seeds]
+        configs[(float("nan"), 6e-5)] = [
+            {**r, "status": "completed" if r["steps_completed"] >= SCREEN_STEPS else "diverged"}
+            for r in reference
+        ]
+    for (tau, lr), runs in sorted(
+        configs.items(), key=lambda item: (item[0][0] == item[0][0],) + item[0]
+    ):
+        runs = sorted(runs, key=lambda r: r["seed"])
+        done = _completed(runs)
+        costs = [_screen_cost(r) for r in done]
+        per_seed = ", ".join(
+            f"{r['seed']}: {_screen_cost(r):.3g}"
+            if r["status"] == "completed"
+            else f"{r['seed']}: –"
+            for r in runs
+        )
+        median = f"{np.median(costs):.3g}" if costs else "–"
+        update = "first order (the paper's)" if tau != tau else "second order"
+        rows.append(
+            f"| {update} | {'–' if tau != tau else f'{tau:g}'} | {lr:g} "
+            f"| {len(runs) - len(done)} | {median} ({per_seed}) |"
         )
     return "\n".join(rows)
 
@@ -100,15 +454,43 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a folder of the follow-up's result files, drawn beside ours",
     )
+    parser.add_argument(
+        "--figures", type=Path, default=ROOT / "figures", help="where the figure goes"
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="replace figures/second_order.png and the tables in README.md and "
+        "docs/second_order.md",
+    )
     args = parser.parse_args(argv)
     try:
+        runs = our_runs(args.data)
         mine = ours(args.data)
-        theirs = published(args.release_data) if args.release_data else {}
+        theirs_runs = published_runs(args.release_data) if args.release_data else {}
     except ResultFileError as err:
         fail(str(err), EXIT_CODES["bad input"])
-    if args.release_data and not theirs:
+    if args.release_data and not theirs_runs:
         fail(f"--release-data {args.release_data} holds no result file of the follow-up")
-    print(table(mine, theirs))
+    theirs = {key: [_ends(r["costs"], 1) for r in v] for key, v in theirs_runs.items()}
+    docs, example_1 = table(mine, theirs, runs), example_1_table(args.data)
+    screens = screen_table(args.data)
+    readme = (
+        f"{readme_table(mine, theirs, runs)}\n\nExample 1 over 20 seeds of 20,000 steps, "
+        f"final costs as in the table of the robustness section{newton_settings(args.data)}:"
+        f"\n\n{example_1}"
+    )
+    print(docs, example_1, screens, sep="\n\n")
+    if not args.write:
+        return 0
+    figure = draw(runs, theirs_runs, best_first_order(mine, runs))
+    write_figure(figure, args.figures / "second_order.png")
+    rewrite_block(ROOT / "README.md", readme, README_MARKERS, COMMAND)
+    rewrite_block(ROOT / "docs" / "second_order.md", docs, DOCS_MARKERS, COMMAND)
+    rewrite_block(
+        ROOT / "docs" / "second_order.md", f"{example_1}\n\n{screens}", EXAMPLE_1_MARKERS, COMMAND
+    )
+    print("rewrote the tables in README.md and docs/second_order.md")
     return 0
 
 

@@ -231,7 +231,12 @@ SMOKE: dict[str, Smoke] = {
         ["plotting/data_manifest.py"], _written_in("data/README.md")
     ),
     "plotting/second_order.py": Smoke(
-        ["plotting/second_order.py"], _printed("| distributed, second order | 10 |")
+        ["plotting/second_order.py"],
+        _printed(
+            "| distributed | second order, lr 0.0001 | 10 | 0 |",
+            "| distributed | second order | 20 | 0 |",
+            "| second order | 1 | 0.01 | 0 |",
+        ),
     ),
     "plotting/robustness.py": Smoke(
         ["plotting/robustness.py"], _written_in("README.md", "docs/robustness.md")

@@ -341,4 +341,60 @@ def test_the_follow_ups_result_files_load_and_are_compared_with_ours(capsys):
     last = [end for values in published.values() for _, end in values]
     assert 0.07 < min(last) and max(last) < 7.0
     assert second_order.main(["--release-data", str(folder)]) == 0
-    assert "| distributed, second order |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| distributed | second order (the release's scaling), lr 0.0001 |" in out
+    assert "| centralized | second order, lr 0.0001 | 10 | 0 |" in out
+
+
+def _follow_up_replay(mode: str, steps: int, **settings):
+    """Our run of the follow-up's example on the noise of its published seed 1 (backed
+    out of the file with the true model), and the file: (our actions, its actions)."""
+    from marl_dmpc.envs import LinearNetworkEnv, StepRecorder
+    from marl_dmpc.legacy import backed_out_noise, load_second_order_release
+    from reproduction.second_order import model
+    from reproduction.second_order.config import SecondOrderConfig
+    from reproduction.second_order.second_order import build_learner
+
+    folder = RELEASE.parent / "second_order_release"
+    path = folder / f"{mode}_so_seed_1_results_2000.pkl"
+    if not path.exists():
+        pytest.skip(f"no second-order release data at {folder}")
+    published = load_second_order_release(path)
+    network = model.network()
+    A, B = model.network_matrices(model.TRUE, network)
+    noisy = np.tile([True, False], network.n_agents)
+    noise = backed_out_noise(published["states"], published["actions"], A, B, noisy)
+    env = LinearNetworkEnv(
+        A,
+        B,
+        network.n_agents,
+        model.X0,
+        (model.X_LB, model.X_UB),
+        (model.U_LB, model.U_UB),
+        model.stage_costs,
+        (model.NOISE_LOW, model.NOISE_HIGH),
+        max_steps=steps,
+        noise_sequence=noise[:steps, noisy],
+    )
+    config = SecondOrderConfig(steps=steps, centralized=mode == "cent", **settings)
+    recorder = StepRecorder(env)
+    build_learner(config).train(recorder, 1, seed=1)
+    actions = np.asarray(recorder.actions[0], dtype=float).reshape(steps, -1)
+    return actions, published["actions"][:steps]
+
+
+def test_the_follow_ups_second_order_learning_takes_its_actions_on_its_noise():
+    """On the noise of the follow-up's published seed 1, our second-order learning takes
+    its actions, update after update: centralized with the exact Newton step for steps
+    0-16 (the release's replay then begins to draw older transitions at random, with a
+    generator of its own), distributed with the release's scaling
+    (``newton_variant="follow_up"``) for steps 0-12; with the exact step the distributed
+    actions part 20 times faster (docs/method.md, "Second-order updates")."""
+    ours, theirs = _follow_up_replay("cent", 17)
+    assert np.abs(ours - theirs).max() < 1e-8  # measured 1.4e-10
+    ours, theirs = _follow_up_replay("dist", 13, newton_variant="follow_up")
+    release_scaling = np.abs(ours - theirs).max(axis=1)
+    assert release_scaling.max() < 1e-4  # measured 2.9e-5 (the ADMM's tolerance)
+    ours, theirs = _follow_up_replay("dist", 13)
+    exact = np.abs(ours - theirs).max(axis=1)
+    assert exact[-1] > 10 * release_scaling[-1]  # measured 6.5e-4 against 2.9e-5
