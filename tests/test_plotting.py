@@ -368,3 +368,51 @@ def test_release_data_folder_errors_are_one_line(tmp_path, capsys):
     (bad / "distributed.pkl").write_bytes(b"not a pickle")
     line = fails_with(make_figures.main, [*argv, str(tmp_path / "release")], capsys)
     assert "distributed.pkl" in line
+
+
+def _curve_run(seed: int, status: str, cost: np.ndarray, final: float, evaluation: float) -> dict:
+    """A run summary of a 20,000-step run whose curve (blocks of 100 steps) is ``cost``."""
+    return {
+        "seed": seed,
+        "status": status,
+        "curves": {"step": 100 * np.arange(1, len(cost) + 1), "stage_cost": cost},
+        "final_training_cost": final,
+        "evaluation_costs": np.full(3, evaluation),
+    }
+
+
+def test_steps_to_reach_is_the_end_of_the_first_window_at_the_target():
+    """The step at which the mean over the final-cost window (1,000 steps: 10 blocks)
+    first reaches the target; never reached: None."""
+    from reproduction.plotting.second_order_example_1 import steps_to_reach
+
+    cost = np.concatenate([np.full(30, 1.0), np.full(170, 0.1)])
+    run = _curve_run(1, "completed", cost, 0.1, 10.0)
+    # the window's mean is 0.1 once its 10 blocks are all past block 30: it ends at 4,000
+    assert steps_to_reach(run, 0.1) == 4000
+    # 0.55 (half the window at 1, half at 0.1) is reached when it ends at block 35
+    assert steps_to_reach(run, 0.55) == 3500
+    assert steps_to_reach(run, 0.05) is None
+
+
+def test_second_order_is_compared_with_first_order_on_the_seeds_first_order_completed():
+    """The paired note leaves out the seeds on which first order diverged, for both."""
+    from reproduction.plotting.second_order_example_1 import EXAMPLE_1, paired_notes
+
+    flat = np.full(200, 0.1)
+    first = [
+        _curve_run(1, "completed", flat, 0.10, 10.0),
+        _curve_run(2, "diverged", flat[:5], 9.0, 0.0),
+        _curve_run(3, "completed", flat, 0.30, 30.0),
+    ]
+    second = [
+        _curve_run(s, "completed", flat, c, 10 * c) for s, c in ((1, 0.2), (2, 5.0), (3, 0.4))
+    ]
+    studies = {name: None for name in EXAMPLE_1}
+    studies["robustness/example_1_distributed_default.pkl"] = first
+    studies["second_order/example_1_distributed_newton.pkl"] = second
+    (note,) = paired_notes(studies)
+    assert note == (
+        "Distributed, on the 2 seeds on which first order completed: median final training "
+        "cost 0.3 (second order) against 0.2 (first), median final evaluation cost 3 against 20."
+    )
