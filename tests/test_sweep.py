@@ -206,3 +206,33 @@ def test_a_report_labels_a_configuration_by_what_differs_from_the_defaults():
     assert {run["label"] for run in stabilized["runs"]} == {label}
     default = relabelled(load_result(data / "example_1_distributed_default.pkl"))
     assert list(default["planned"]) == ["steps=20000"]
+
+
+def test_an_example_of_ones_own_package_is_found_by_its_entry_point(monkeypatch):
+    """The sweep runs the examples the installed packages declare (entry points of
+    ``marl_dmpc.examples``): this repository's three, and one of a researcher's own
+    package without a change to this one; a name nobody declares, or a module without
+    ``EXAMPLE``, is a one-line error."""
+    from importlib import metadata
+
+    from marl_dmpc.sweep import plan
+
+    assert list(plan.examples()) == ["example_1", "power_system", "second_order"]
+    ours = metadata.entry_points(group=plan.EXAMPLES_GROUP)
+    theirs = [
+        # a "package of one's own": this test module's EXAMPLE
+        metadata.EntryPoint("my_network", __name__, plan.EXAMPLES_GROUP),
+        metadata.EntryPoint("no_example", "json", plan.EXAMPLES_GROUP),
+    ]
+    monkeypatch.setattr(
+        plan.metadata, "entry_points", lambda group: [*ours, *theirs] if group else []
+    )
+    assert plan.load_example("my_network") is EXAMPLE
+    with pytest.raises(plan.SweepError, match="module json has no EXAMPLE"):
+        plan.load_example("no_example")
+    with pytest.raises(plan.SweepError, match="unknown example 'nobody'; one of example_1"):
+        plan.load_example("nobody")
+
+
+#: The example the entry-point test declares as a package of one's own would.
+EXAMPLE = example_1.EXAMPLE

@@ -22,9 +22,9 @@ from ..cli import (
 from ..driver import EXIT_CODES
 from ..files import OutputError
 from .plan import (
-    EXAMPLES,
     SweepError,
     default_folder,
+    examples,
     load_example,
     manifest,
     parse_seeds,
@@ -42,7 +42,7 @@ def _parser() -> tuple[OneLineArgumentParser, dict[str, argparse.ArgumentParser]
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="EXAMPLE|report|summarize"
     )
-    for name in EXAMPLES:
+    for name in examples():
         example = load_example(name)
         sub = subs[name] = commands.add_parser(
             name, help=f"run or continue a sweep of {name}", description=example.description

@@ -16,6 +16,7 @@ import importlib
 import itertools
 import json
 import typing
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,9 @@ from ..cli import make_config
 from ..driver import TrainingExample
 from ..files import Outputs
 
-#: The examples a sweep can run: name -> the module of its training script.
-EXAMPLES = {
-    "example_1": "reproduction.example_1.example_1",
-    "power_system": "reproduction.power_system.q_learning_power",
-    "second_order": "reproduction.second_order.second_order",
-}
+#: The entry-point group of the examples a sweep can run (pyproject.toml): name -> the
+#: module of the example's training script, which holds its ``EXAMPLE``.
+EXAMPLES_GROUP = "marl_dmpc.examples"
 #: The manifest's name in a sweep folder and the layout's version.
 MANIFEST, SWEEP_FORMAT = "sweep.json", 1
 
@@ -37,11 +35,31 @@ class SweepError(ValueError):
     """A sweep cannot be planned or continued; the message is one line."""
 
 
+def examples() -> dict[str, str]:
+    """The examples a sweep can run, by name: the module of each one's training script,
+    as the installed packages declare them (entry points of :data:`EXAMPLES_GROUP`; this
+    repository's in its pyproject.toml, a researcher's own in theirs)."""
+    found = sorted(metadata.entry_points(group=EXAMPLES_GROUP), key=lambda e: e.name)
+    return {entry.name: entry.value for entry in found}
+
+
 def load_example(name: str) -> TrainingExample:
-    """The :class:`~marl_dmpc.driver.TrainingExample` of the example ``name``."""
-    if name not in EXAMPLES:
-        raise SweepError(f"unknown example {name!r}; one of {', '.join(EXAMPLES)}")
-    return importlib.import_module(EXAMPLES[name]).EXAMPLE
+    """The :class:`~marl_dmpc.driver.TrainingExample` of the example ``name``.
+
+    Raises
+    ------
+    SweepError
+        If no installed package declares an example of that name, or its module has no
+        ``EXAMPLE``.
+    """
+    known = examples()
+    if name not in known:
+        hint = f"one of {', '.join(known)}" if known else "none is installed (pip install -e .)"
+        raise SweepError(f"unknown example {name!r}; {hint}")
+    example = getattr(importlib.import_module(known[name]), "EXAMPLE", None)
+    if not isinstance(example, TrainingExample):
+        raise SweepError(f"example {name!r}: module {known[name]} has no EXAMPLE")
+    return example
 
 
 def parse_seeds(text: str) -> list[int]:
