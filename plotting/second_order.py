@@ -102,12 +102,13 @@ def our_runs(data: Path) -> dict[Key, list[dict[str, Any]]]:
     return found
 
 
-def ours(data: Path) -> dict[Key, list[tuple[float, float]]]:
-    """(learner, update) -> every completed run's (first, last) mean stage cost."""
+def our_ends(runs: dict[Key, list[dict[str, Any]]]) -> dict[Key, list[tuple[float, float]]]:
+    """(learner, update) -> every completed run's (first, last) mean stage cost, from
+    :func:`our_runs`."""
     found = {}
-    for key, runs in our_runs(data).items():
+    for key, variant in runs.items():
         found[key] = []
-        for run in completed(runs):
+        for run in completed(variant):
             steps = np.asarray(run["curves"]["step"])
             block = int(steps[1] - steps[0])
             found[key].append(_ends(np.asarray(run["curves"]["stage_cost"]), block))
@@ -133,12 +134,12 @@ def published_runs(folder: Path) -> dict[Key, list[dict[str, np.ndarray]]]:
     return found
 
 
-def published(folder: Path) -> dict[Key, list[tuple[float, float]]]:
-    """The same as :func:`ours` of the follow-up's published seeds."""
-    return {
-        key: [_ends(run["costs"], 1) for run in runs]
-        for key, runs in published_runs(folder).items()
-    }
+def published_ends(
+    runs: dict[Key, list[dict[str, np.ndarray]]],
+) -> dict[Key, list[tuple[float, float]]]:
+    """The same as :func:`our_ends` of the follow-up's published seeds
+    (:func:`published_runs`)."""
+    return {key: [_ends(run["costs"], 1) for run in variant] for key, variant in runs.items()}
 
 
 def best_first_order(mine: dict[Key, list[tuple[float, float]]], runs: dict[Key, list]) -> dict:
@@ -276,19 +277,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = our_runs(args.data)
-        mine = ours(args.data)
         theirs_runs = published_runs(args.release_data) if args.release_data else {}
+        example_1, screens = example_1_table(args.data), screen_table(args.data)
+        settings = newton_settings(args.data)
     except ResultFileError as err:
         fail(str(err), EXIT_CODES["bad input"])
     if args.release_data and not theirs_runs:
         fail(f"--release-data {args.release_data} holds no result file of the follow-up")
-    theirs = {key: [_ends(r["costs"], 1) for r in v] for key, v in theirs_runs.items()}
-    docs, example_1 = table(mine, theirs, runs), example_1_table(args.data)
-    screens = screen_table(args.data)
+    mine, theirs = our_ends(runs), published_ends(theirs_runs)
+    docs = table(mine, theirs, runs)
     readme = (
         f"{readme_table(mine, theirs, runs)}\n\nExample 1 over 20 seeds of 20,000 steps, "
-        f"final costs as in the table of the robustness section{newton_settings(args.data)}:"
-        f"\n\n{example_1}"
+        f"final costs as in the table of the robustness section{settings}:\n\n{example_1}"
     )
     print(docs, example_1, screens, sep="\n\n")
     if not args.write:

@@ -116,6 +116,12 @@ def example_1_table(data: Path) -> str:
     return "\n".join(rows + ["", *paired_notes(studies)])
 
 
+def _median_at(runs: dict[int, dict[str, Any]], seeds: list[int], key: str) -> float:
+    """The median over ``seeds`` of the run summaries' ``key`` (of an evaluation: the
+    mean episode cost)."""
+    return float(np.median([np.mean(runs[seed][key]) for seed in seeds]))
+
+
 def paired_notes(studies: dict[str, list[dict[str, Any]] | None]) -> list[str]:
     """Per learner, second against first order on the seeds where first order completed
     (the medians above leave out first order's diverged runs, not second order's)."""
@@ -133,19 +139,13 @@ def paired_notes(studies: dict[str, list[dict[str, Any]] | None]) -> list[str]:
         if not second:
             continue
         seeds = sorted(second)
-
-        def median(runs: dict[int, dict[str, Any]], key: str, seeds: list[int] = seeds) -> float:
-            values = [runs[s][key] for s in seeds]
-            if key == "evaluation_costs":
-                values = [float(np.mean(v)) for v in values]
-            return float(np.median(values))
-
+        training = [_median_at(runs, seeds, "final_training_cost") for runs in (second, first)]
+        evaluation = [_median_at(runs, seeds, "evaluation_costs") for runs in (second, first)]
         notes.append(
             f"{learner.capitalize()}, on the {len(seeds)} seeds on which first order "
-            f"completed: median final training cost {median(second, 'final_training_cost'):.3g}"
-            f" (second order) against {median(first, 'final_training_cost'):.3g} (first), "
-            f"median final evaluation cost {median(second, 'evaluation_costs'):.3g} against "
-            f"{median(first, 'evaluation_costs'):.3g}."
+            f"completed: median final training cost {training[0]:.3g} (second order) "
+            f"against {training[1]:.3g} (first), median final evaluation cost "
+            f"{evaluation[0]:.3g} against {evaluation[1]:.3g}."
         )
     return [" ".join(notes)] if notes else []
 
@@ -185,30 +185,32 @@ def screen_table(data: Path) -> str:
             for run in load_result(data / name)["runs"]:
                 c = run["config"]
                 by_seed.setdefault((c["newton_tau"], c["learning_rate"]), {})[run["seed"]] = run
-    configs = {key: list(runs.values()) for key, runs in by_seed.items()}
     seeds = {seed for runs in by_seed.values() for seed in runs}
+    # (update, tau, learning rate, runs) of every row
+    variants = [
+        ("second order", f"{tau:g}", lr, list(runs.values()))
+        for (tau, lr), runs in sorted(by_seed.items())
+    ]
     if (data / SCREEN_REFERENCE).exists() and seeds:
         reference = [r for r in load_result(data / SCREEN_REFERENCE)["runs"] if r["seed"] in seeds]
-        configs[(float("nan"), 6e-5)] = [
+        # the first-order runs as the screen would have ended them
+        ended = [
             {**r, "status": "completed" if r["steps_completed"] >= SCREEN_STEPS else "diverged"}
             for r in reference
         ]
-    for (tau, lr), runs in sorted(
-        configs.items(), key=lambda item: (item[0][0] == item[0][0],) + item[0]
-    ):
+        lr = reference[0]["config"]["learning_rate"]
+        variants.insert(0, ("first order (the paper's)", "–", lr, ended))
+    for update, tau, lr, runs in variants:
         runs = sorted(runs, key=lambda r: r["seed"])
         done = completed(runs)
-        costs = [_screen_cost(r) for r in done]
         per_seed = ", ".join(
             f"{r['seed']}: {_screen_cost(r):.3g}"
             if r["status"] == "completed"
             else f"{r['seed']}: –"
             for r in runs
         )
-        median = f"{np.median(costs):.3g}" if costs else "–"
-        update = "first order (the paper's)" if tau != tau else "second order"
+        median = f"{np.median([_screen_cost(r) for r in done]):.3g}" if done else "–"
         rows.append(
-            f"| {update} | {'–' if tau != tau else f'{tau:g}'} | {lr:g} "
-            f"| {len(runs) - len(done)} | {median} ({per_seed}) |"
+            f"| {update} | {tau} | {lr:g} | {len(runs) - len(done)} | {median} ({per_seed}) |"
         )
     return "\n".join(rows)

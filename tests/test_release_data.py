@@ -336,7 +336,7 @@ def test_the_follow_ups_result_files_load_and_are_compared_with_ours(capsys):
         pytest.skip(f"no second-order release data at {folder}")
     run = load_second_order_release(folder / "dist_so_seed_1_results_2000.pkl")
     assert run["costs"].shape == (2000,) and run["states"].shape == (2001, 6)
-    published = second_order.published(folder)
+    published = second_order.published_ends(second_order.published_runs(folder))
     assert sorted(len(v) for v in published.values()) == [3, 3, 3, 3]
     last = [end for values in published.values() for _, end in values]
     assert 0.07 < min(last) and max(last) < 7.0
