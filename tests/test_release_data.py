@@ -349,10 +349,11 @@ def test_the_follow_ups_result_files_load_and_are_compared_with_ours(capsys):
 def _follow_up_replay(mode: str, steps: int, **settings):
     """Our run of the follow-up's example on the noise of its published seed 1 (backed
     out of the file with the true model), and the file: (our actions, its actions)."""
-    from marl_dmpc.envs import LinearNetworkEnv, StepRecorder
+    from marl_dmpc.envs import StepRecorder
     from marl_dmpc.legacy import backed_out_noise, load_second_order_release
     from reproduction.second_order import model
     from reproduction.second_order.config import SecondOrderConfig
+    from reproduction.second_order.env import ChainNetworkEnv
     from reproduction.second_order.second_order import build_learner
 
     folder = RELEASE.parent / "second_order_release"
@@ -364,18 +365,7 @@ def _follow_up_replay(mode: str, steps: int, **settings):
     A, B = model.network_matrices(model.TRUE, network)
     noisy = np.tile([True, False], network.n_agents)
     noise = backed_out_noise(published["states"], published["actions"], A, B, noisy)
-    env = LinearNetworkEnv(
-        A,
-        B,
-        network.n_agents,
-        model.X0,
-        (model.X_LB, model.X_UB),
-        (model.U_LB, model.U_UB),
-        model.stage_costs,
-        (model.NOISE_LOW, model.NOISE_HIGH),
-        max_steps=steps,
-        noise_sequence=noise[:steps, noisy],
-    )
+    env = ChainNetworkEnv(max_steps=steps, noise_sequence=noise[:steps, noisy])
     config = SecondOrderConfig(steps=steps, centralized=mode == "cent", **settings)
     recorder = StepRecorder(env)
     build_learner(config).train(recorder, 1, seed=1)
