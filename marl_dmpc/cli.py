@@ -346,7 +346,9 @@ def make_config(
     try:
         return config_type(**{k: float(v) if types[k] is float else v for k, v in values.items()})
     except ConfigError as err:
-        raise ValueError(f"{origin.get(err.field, err.field)}: {err}") from None
+        # name where the value came from: of the settings in conflict, one that was given
+        where = next((origin[f] for f in err.fields if f in origin), err.field)
+        raise ValueError(f"{where}: {err}") from None
 
 
 def add_config_sources(parser: argparse.ArgumentParser) -> None:

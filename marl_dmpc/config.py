@@ -32,11 +32,13 @@ NEWTON_VARIANTS = ("exact", "follow_up")
 
 
 class ConfigError(ValueError):
-    """A setting has a value it cannot have; ``field`` names the setting."""
+    """A setting has a value it cannot have; ``field`` names the setting, ``fields`` it
+    and the settings its value conflicts with (``related``)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, related: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.field = field
+        self.fields = (field, *related)
 
 
 def _check(field: str, ok: bool, expected: str, value: Any) -> None:
@@ -231,6 +233,7 @@ class QLearningSettings:
                 "replay_include_latest",
                 f"replay_include_latest ({self.replay_include_latest}) must not exceed "
                 f"replay_sample_size ({self.replay_sample_size})",
+                related=("replay_sample_size",),
             )
 
 

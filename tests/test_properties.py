@@ -163,6 +163,22 @@ def test_a_flag_accepts_exactly_the_valid_values(name, text):
         assert flag_name(name) in lines[0] or "--replay" in lines[0], lines[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--replay-sample-size", "1"], "--replay-sample-size"),
+        (["--replay-include-latest", "16"], "--replay-include-latest"),
+    ],
+)
+def test_a_conflict_between_settings_names_the_flag_that_was_given(argv, flag):
+    """The replay's latest transitions must fit its sample: whichever of the two flags
+    breaks that with the other's default, the one line names it (a case Hypothesis found
+    in a fresh-clone CI run)."""
+    config, err = _parse(argv)
+    assert config == 2
+    assert err.strip().splitlines()[-1].startswith(f"example_1.py: error: argument {flag}: "), err
+
+
 def _checkpoint() -> dict:
     config = dataclasses.asdict(Example1Config())
     position = {"episode": 0, "timestep": 4, "steps": 4}
