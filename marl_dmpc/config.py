@@ -408,7 +408,9 @@ class TrainingConfig(StabilizationSettings, DivergenceSettings, QLearningSetting
         )
         if self.centralized and self.check_centralized:
             raise ConfigError(
-                "check_centralized", "check_centralized applies to distributed runs only"
+                "check_centralized",
+                "check_centralized applies to distributed runs only",
+                related=("centralized",),
             )
 
     @property
