@@ -28,7 +28,7 @@ from ..network import Network
 from ..solvers import fallback_setup, solver_setup
 from .check import multipliers
 from .loop import TrainingLoop, refresh_solvers
-from .newton import block_scale, newton_step
+from .newton import block_scale, newton_step, sample_parts
 from .qp_solver import ActiveSetNlpSolver
 from .records import TrainingLog
 from .settings import (
@@ -224,10 +224,7 @@ class CentralizedQLearning(TrainingLoop, LstdQLearningAgent):
             return super().update()
         if len(self.experience) <= 0:
             return "Experience buffer empty."
-        sample = list(self.experience.sample())
-        td = np.array([item[0] for item in sample])
-        G = np.column_stack([item[1] for item in sample])
-        K = np.stack([item[2] for item in sample])
+        td, G, K = sample_parts(list(self.experience.sample()))
         steps = newton_step(
             [G[s] for s in self._agent_slices],
             td,

@@ -22,7 +22,7 @@ from ..mpc import INIT_ACTION, PERTURBATION, LocalMpcDefinition, state_name
 from ..network import Network
 from .check import CentralizedCheck, split_agents
 from .loop import TrainingLoop
-from .newton import LocalNewtonTerms, block_scale, local_newton_step
+from .newton import LocalNewtonTerms, block_scale, local_newton_step, sample_parts
 from .records import TrainingLog
 from .settings import (
     clip_td_error,
@@ -377,9 +377,7 @@ class DistributedQLearning(TrainingLoop):
         scale = block_scale(self.newton_variant, T)
         tds, terms = [], []
         for i in range(len(self.optimizers)):
-            td = np.array([item[i][0] for item in sample])
-            gradients = np.column_stack([item[i][1] for item in sample])
-            curvatures = np.stack([item[i][2] for item in sample])
+            td, gradients, curvatures = sample_parts([item[i] for item in sample])
             tds.append(td)
             terms.append(
                 LocalNewtonTerms(

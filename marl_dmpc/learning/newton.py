@@ -134,8 +134,9 @@ def newton_step(
 ) -> list[Array]:
     """The centralized update ``-lr H^{-1} r`` of every agent's parameters, from the full
     ``H = (1/T) G G^T + blockdiag(D_i)`` (each block as :class:`LocalNewtonTerms` makes
-    it); for reference and tests: the learners use the distributed form, whose cost
-    grows with ``T`` instead of the number of parameters."""
+    it): the centralized learner's step; the distributed learner takes the same by
+    :func:`local_newton_step`, whose cost grows with ``T`` instead of the number of
+    parameters."""
     T = len(td)
     G = np.vstack([np.asarray(g, dtype=float) for g in gradients])
     blocks = [
@@ -148,6 +149,15 @@ def newton_step(
         H[start : start + len(b), start : start + len(b)] += b
     step = solve(H, G @ td / T, assume_a="pos" if definite else "gen") * lr
     return [step[a:b] for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+
+
+def sample_parts(items: Sequence[tuple[float, Array, Array]]) -> tuple[Array, Array, Array]:
+    """A replay sample's stored ``(TD error, gradient, curvature)`` items (one agent's, or
+    the centralized learner's) as the TD errors ``delta`` (T,), the gradients ``G``
+    (d x T) and the curvatures ``K`` (T x d x d)."""
+    td = np.array([item[0] for item in items], dtype=float)
+    gradients = np.column_stack([item[1] for item in items])
+    return td, gradients, np.stack([item[2] for item in items])
 
 
 def block_scale(variant: str, T: int) -> float:
